@@ -1,0 +1,3 @@
+"""The room controller daemon: config, local rules, presence, outbox and the MQTT link."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,587 @@
+"""The controller's core: point states, latched alarms, the siren, cabinet locks, tag
+presence, badges and commands. Every change becomes a signed event in the outbox.
+
+Thread model: inputs arrive from GPIO callback threads, reader threads, the PC/SC
+watcher and the MQTT thread. State changes happen under one lock that is never held
+across I/O; the siren and locks are driven inside it (an alarm must not wait for a
+disk), and events made under it are written to the outbox right after it is released,
+in sequence order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from firmware_bridge import __version__
+from firmware_bridge.clock import Clock
+from firmware_bridge.config import Config
+from firmware_bridge.hours import (
+    Calendar,
+    HoursError,
+    is_working_time,
+    parse_dates,
+    parse_grants,
+    parse_spans,
+    parse_weekly,
+)
+from firmware_bridge.outbox import Outbox
+from firmware_bridge.rules import (
+    Situation,
+    causes_on_change,
+    causes_while_active,
+    may_unlock_offline,
+    state_word,
+)
+from protocol.envelope import Command, make_event, make_state
+from protocol.timefmt import format_ts
+from protocol.topics import category_of
+
+log = logging.getLogger(__name__)
+
+#: A command may not live longer than this (the replay memory keeps ids that long).
+MAX_COMMAND_LIFETIME = timedelta(hours=1)
+#: Tolerated clock difference between the tracker and the controller.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class Switch(Protocol):
+    def set(self, on: bool) -> None: ...
+
+
+class LockLike(Protocol):
+    @property
+    def locked(self) -> bool: ...
+
+    def lock(self) -> None: ...
+
+    def unlock(self) -> None: ...
+
+
+class Led(Protocol):
+    def set(self, on: bool) -> None: ...
+
+    def blink(self, on_s: float, off_s: float) -> None: ...
+
+
+@dataclass
+class Alarm:
+    alarm_id: str
+    cause: str
+    point: str | None
+    severity: str
+    raised: str
+    silenced: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "alarm_id": self.alarm_id,
+            "cause": self.cause,
+            "point": self.point,
+            "severity": self.severity,
+            "raised": self.raised,
+            "silenced": self.silenced,
+        }
+
+
+@dataclass
+class _Episode:
+    """One opening of a contact: when it began and which alarms it already raised."""
+
+    since: float
+    raised: set[str]
+
+
+class Controller:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        key: bytes,
+        outbox: Outbox,
+        clock: Clock,
+        boot: int,
+        siren: Switch | None = None,
+        led: Led | None = None,
+        locks: dict[str, LockLike] | None = None,
+        presence: dict[str, Any] | None = None,
+        online: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.cfg = cfg
+        self._key = key
+        self.outbox = outbox
+        self.clock = clock
+        self.boot = boot
+        self.seq = 0
+        self.siren = siren
+        self.led = led
+        self.locks = locks or {}
+        #: reader -> PresenceTracker (cabinet readers share one instance)
+        self.presence = presence or {}
+        self.online = online
+        self.on_events: Callable[[], None] = lambda: None
+        self.on_state: Callable[[], None] = lambda: None
+        self._lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._pending: deque[tuple[int, int, str, bytes, bool]] = deque()
+        self.points: dict[str, bool] = {}
+        self.kinds = {i.point: i.kind for i in cfg.inputs}
+        self.alarms: dict[str, Alarm] = {}
+        self._episodes: dict[str, _Episode] = {}
+        self._relock_at: dict[str, float] = {}
+        self._started_mono = clock.monotonic()
+        self._siren_on = False
+        self._raised_ids: list[str] = []
+        self._to_announce: list[Alarm] = []
+        self.armed = bool(outbox.get("armed", cfg.policy.armed))
+        self.policy = self._load_policy()
+        self.calendar = self._calendar_from_policy()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _emit(self, type_: str, data: dict[str, Any], ts: datetime | None = None) -> None:
+        """Make and sign one event (under the state lock); written by :meth:`_flush`."""
+        self.seq += 1
+        topic, payload = make_event(
+            self._key,
+            site=self.cfg.site,
+            room=self.cfg.room,
+            controller=self.cfg.controller,
+            boot=self.boot,
+            seq=self.seq,
+            ts=ts or self.clock.now(),
+            type=type_,
+            data=data,
+        )
+        self._pending.append((self.boot, self.seq, topic, payload, category_of(type_) == "alarm"))
+
+    def _flush(self) -> None:
+        """Write events made so far to the outbox, in order, then wake the sender."""
+        with self._write_lock:
+            with self._lock:
+                rows = list(self._pending)
+                self._pending.clear()
+            if rows:
+                self.outbox.append(rows)
+        if rows:
+            self.on_events()
+
+    def _changed(self) -> None:
+        self.on_state()
+
+    def working(self, now: datetime | None = None) -> bool:
+        return is_working_time(self.calendar, now or self.clock.now())
+
+    # -- start ------------------------------------------------------------------------
+
+    def start(self, initial: dict[str, bool]) -> None:
+        """First event of the boot, then alarms for whatever is already active."""
+        with self._lock:
+            self._emit(
+                "controller.started",
+                {
+                    "version": __version__,
+                    "config_hash": self.cfg.digest[:16],
+                    "points": self.cfg.points,
+                    "readers": self.cfg.readers,
+                },
+            )
+            now = self.clock.now()
+            mono = self.clock.monotonic()
+            for point, active in initial.items():
+                self.points[point] = active
+                if active:
+                    kind = self.kinds[point]
+                    if kind in ("door", "window", "cabinet"):
+                        self._episodes[point] = _Episode(mono, set())
+                    for cause in causes_on_change(self._situation(point, now)):
+                        if cause != "forced_open":  # a lock state before boot is unknown
+                            self._raise(cause, point, now)
+            self._drive_outputs()
+        self._flush()
+        self._changed()
+
+    # -- inputs -----------------------------------------------------------------------
+
+    def on_input(self, point: str, active: bool, mono: float | None = None) -> None:
+        """A debounced change of an input point (called from GPIO threads)."""
+        now = self.clock.now()
+        with self._lock:
+            if self.points.get(point) == active:
+                return
+            self.points[point] = active
+            kind = self.kinds[point]
+            causes = causes_on_change(self._situation(point, now))
+            # Alarm outputs first: the siren must not wait for anything.
+            for cause in causes:
+                self._raise(cause, point, now, emit=False)
+            self._drive_outputs()
+            self._emit("sensor.changed", {"point": point, "kind": kind, "state": state_word(kind, active)}, now)
+            self._emit_raised()
+            if kind in ("door", "window", "cabinet"):
+                if active:
+                    self._episodes[point] = _Episode(
+                        self.clock.monotonic() if mono is None else mono, set(causes)
+                    )
+                else:
+                    self._episodes.pop(point, None)
+        self._flush()
+        self._changed()
+
+    def _situation(self, point: str, now: datetime) -> Situation:
+        kind = self.kinds[point]
+        locked = None
+        if kind == "cabinet":
+            lock = self.locks.get(point.split(":", 1)[1])
+            locked = lock.locked if lock is not None else None
+        return Situation(
+            kind=kind,
+            active=self.points.get(point, False),
+            working=self.working(now),
+            armed=self.armed,
+            locked=locked,
+        )
+
+    # -- alarms -----------------------------------------------------------------------
+
+    def _raise(self, cause: str, point: str | None, now: datetime, *, emit: bool = True) -> None:
+        for alarm in self.alarms.values():
+            if alarm.cause == cause and alarm.point == point:
+                return  # latched already: one alarm per cause and point until reset
+        alarm_id = f"{self.cfg.controller}:{self.boot}:a{len(self._raised_ids) + 1}"
+        self._raised_ids.append(alarm_id)
+        severity = "critical" if cause in self.cfg.alarms.critical else "warning"
+        alarm = Alarm(alarm_id, cause, point, severity, format_ts(now))
+        self.alarms[alarm_id] = alarm
+        self._to_announce.append(alarm)
+        if emit:
+            self._emit_raised()
+
+    def _emit_raised(self) -> None:
+        while self._to_announce:
+            alarm = self._to_announce.pop(0)
+            self._emit(
+                "alarm.raised",
+                {
+                    "alarm_id": alarm.alarm_id,
+                    "cause": alarm.cause,
+                    "point": alarm.point,
+                    "severity": alarm.severity,
+                },
+            )
+
+    def _drive_outputs(self) -> None:
+        sounding = any(
+            not a.silenced and a.cause in self.cfg.alarms.siren_causes for a in self.alarms.values()
+        )
+        if sounding != self._siren_on and self.siren is not None:
+            self.siren.set(sounding)
+        self._siren_on = sounding
+        self._drive_led()
+
+    def _drive_led(self) -> None:
+        if self.led is None:
+            return
+        if self.alarms:
+            self.led.blink(0.1, 0.1)
+        elif not self.online():
+            self.led.blink(0.2, 1.8)
+        else:
+            self.led.set(True)
+
+    @property
+    def siren_on(self) -> bool:
+        return self._siren_on
+
+    def silence(self, alarm_id: str | None = None) -> int:
+        with self._lock:
+            n = 0
+            for alarm in self.alarms.values():
+                if alarm_id in (None, alarm.alarm_id) and not alarm.silenced:
+                    alarm.silenced = True
+                    n += 1
+            self._drive_outputs()
+        self._changed()
+        return n
+
+    def reset(self, alarm_id: str | None, by: str) -> int:
+        """Clear latched alarms (one or all). A detector that is still active raises
+        its alarm again at once: reset is not a way to ignore a live fire or tamper."""
+        now = self.clock.now()
+        with self._lock:
+            gone = [a for a in self.alarms.values() if alarm_id in (None, a.alarm_id)]
+            for alarm in gone:
+                del self.alarms[alarm.alarm_id]
+                self._emit("alarm.cleared", {"alarm_id": alarm.alarm_id, "by": by})
+            for alarm in gone:
+                point = alarm.point
+                if point in self.kinds and self.kinds[point] not in ("door", "window", "cabinet"):
+                    for cause in causes_on_change(self._situation(point, now)):
+                        self._raise(cause, point, now)
+            self._drive_outputs()
+        self._flush()
+        self._changed()
+        return len(gone)
+
+    # -- time -------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Time-driven rules: held-open, after-hours for contacts left open, relocking,
+        and presence timeouts. Called often (every few tens of ms) by the daemon."""
+        now = self.clock.now()
+        mono = self.clock.monotonic()
+        with self._lock:
+            for point, ep in self._episodes.items():
+                limit = self.cfg.alarms.held_open_s.get(self.kinds[point], 0.0)
+                for cause in causes_while_active(self._situation(point, now), mono - ep.since, limit):
+                    if cause not in ep.raised:
+                        ep.raised.add(cause)
+                        self._raise(cause, point, now)
+            for cabinet, when in list(self._relock_at.items()):
+                if mono >= when:
+                    del self._relock_at[cabinet]
+                    self._set_lock(cabinet, False, "timeout")
+            for tracker in {id(t): t for t in self.presence.values()}.values():
+                self._presence_changes(tracker.tick(mono))
+            self._drive_outputs()
+        self._flush()
+
+    # -- locks ------------------------------------------------------------------------
+
+    def _set_lock(self, cabinet: str, unlocked: bool, reason: str, seconds: float = 0) -> None:
+        lock = self.locks[cabinet]
+        if unlocked:
+            lock.unlock()
+            self._relock_at[cabinet] = self.clock.monotonic() + seconds
+        else:
+            lock.lock()
+        self._emit(
+            "lock.changed",
+            {"point": f"lock:{cabinet}", "state": "unlocked" if unlocked else "locked", "reason": reason},
+        )
+        self._changed()
+
+    # -- tags -------------------------------------------------------------------------
+
+    def on_tag_read(self, reader: str, epc: str, rssi: int | None, mono: float) -> None:
+        tracker = self.presence.get(reader)
+        if tracker is None:
+            return
+        with self._lock:
+            self._presence_changes(tracker.observe(reader, epc, rssi, mono))
+        self._flush()
+
+    def on_round(self, reader: str, mono: float) -> None:
+        tracker = self.presence.get(reader)
+        if tracker is None:
+            return
+        with self._lock:
+            self._presence_changes(tracker.end_round(reader, mono))
+        self._flush()
+
+    def _presence_changes(self, changes: list[Any]) -> None:
+        for ch in changes:
+            if ch.reader.startswith("cabinet:"):
+                data: dict[str, Any] = {"reader": ch.reader, "epc": ch.epc}
+                if ch.kind == "arrived" and ch.rssi is not None:
+                    data["rssi"] = ch.rssi
+                self._emit("tag.arrived" if ch.kind == "arrived" else "tag.departed", data)
+            elif ch.kind == "arrived":
+                self._emit("tag.seen", {"reader": ch.reader, "epc": ch.epc, "rssi": ch.rssi})
+
+    def present_tags(self, reader: str) -> list[str]:
+        tracker = self.presence.get(reader)
+        if tracker is None:
+            return []
+        with self._lock:
+            return sorted(epc for epc, r in tracker.present().items() if r == reader)
+
+    # -- badges -----------------------------------------------------------------------
+
+    def on_badge(self, reader: str, uid: str, auth: str) -> None:
+        now = self.clock.now()
+        with self._lock:
+            self._emit("badge.presented", {"reader": reader, "uid": uid, "auth": auth}, now)
+            authenticated = auth == "verified" or (auth == "uid-only" and self.cfg.allow_uid_only)
+            resets = bool(self.alarms) and authenticated and uid in self.policy["reset_badges"]
+            if not resets and not self.online():
+                for cabinet in may_unlock_offline(
+                    reader=reader,
+                    uid=uid,
+                    auth=auth,
+                    allow_uid_only=self.cfg.allow_uid_only,
+                    working=self.working(now),
+                    cabinets=self.policy["cabinets"],
+                    locks=set(self.locks),
+                ):
+                    self._set_lock(cabinet, True, f"badge:{uid}", self._unlock_seconds(cabinet))
+        self._flush()
+        if resets:
+            self.reset(None, uid)
+
+    def _unlock_seconds(self, cabinet: str) -> float:
+        for lk in self.cfg.locks:
+            if lk.cabinet == cabinet:
+                return float(lk.unlock_s)
+        return 20.0
+
+    # -- commands ---------------------------------------------------------------------
+
+    def refuse(self, command_id: str, error: str) -> None:
+        """Answer a command that could not be read or verified."""
+        log.warning("command %s refused: %s", command_id, error)
+        with self._lock:
+            self._emit("command.result", {"command_id": command_id, "ok": False, "error": error})
+        self._flush()
+
+    def execute(self, cmd: Command) -> None:
+        """Run a verified command once, within its validity; always answered."""
+        now = self.clock.now()
+        extra: dict[str, Any] = {}
+        try:
+            issued, expires = cmd.issued_at, cmd.expires_at
+            if now > expires:
+                raise _Refused("expired")
+            if issued > now + CLOCK_SKEW:
+                raise _Refused("issued in the future: check the clocks")
+            if expires - issued > MAX_COMMAND_LIFETIME:
+                raise _Refused("lifetime over one hour")
+            if not self.outbox.remember_command(cmd.id, expires.timestamp(), now.timestamp()):
+                raise _Refused("replayed: this command id was already executed")
+            extra = self._run(cmd)
+            ok, error = True, None
+        except _Refused as exc:
+            ok, error = False, str(exc)
+        except (ValueError, KeyError) as exc:
+            ok, error = False, f"invalid: {exc}"
+        with self._lock:
+            self._emit("command.result", {"command_id": cmd.id, "ok": ok, "error": error, **extra})
+        self._flush()
+
+    def _run(self, cmd: Command) -> dict[str, Any]:
+        data = cmd.data
+        if cmd.type == "cabinet.unlock":
+            cabinet = data["cabinet"]
+            if cabinet not in self.locks:
+                raise _Refused(f"cabinet {cabinet!r} has no lock here")
+            with self._lock:
+                self._set_lock(cabinet, True, f"command:{cmd.id}", float(data["seconds"]))
+            return {}
+        if cmd.type == "alarm.silence":
+            return {"count": self.silence(data.get("alarm_id"))}
+        if cmd.type == "alarm.reset":
+            return {"count": self.reset(data.get("alarm_id"), data.get("by") or "tracker")}
+        if cmd.type == "arming.set":
+            with self._lock:
+                self.armed = data["state"] == "armed"
+                self.outbox.put("armed", self.armed)
+            self._changed()
+            return {}
+        if cmd.type == "inventory.run":
+            reader = data["reader"]
+            if reader not in self.presence:
+                raise _Refused(f"no reader {reader!r} here")
+            return {"reader": reader, "tags": self.present_tags(reader)}
+        if cmd.type == "policy.update":
+            self.apply_policy(data)
+            return {}
+        raise _Refused(f"unsupported command {cmd.type!r}")
+
+    # -- policy -----------------------------------------------------------------------
+
+    def _load_policy(self) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "cabinets": {k: tuple(v) for k, v in self.cfg.policy.cabinets.items()},
+            "reset_badges": tuple(self.cfg.policy.reset_badges),
+        }
+        stored = self.outbox.get("policy")
+        if stored:
+            base.update(stored)
+            base["cabinets"] = {k: tuple(v) for k, v in base["cabinets"].items()}
+            base["reset_badges"] = tuple(base["reset_badges"])
+        return base
+
+    def _calendar_from_policy(self, policy: dict[str, Any] | None = None) -> Calendar:
+        p = self.policy if policy is None else policy
+        cal = self.cfg.calendar
+        return Calendar(
+            timezone=p.get("timezone", cal.timezone),
+            weekly=parse_weekly(p["hours"], "policy.hours") if "hours" in p else cal.weekly,
+            holidays=parse_dates(p["holidays"], "policy.holidays") if "holidays" in p else cal.holidays,
+            workdays=parse_dates(p["workdays"], "policy.workdays") if "workdays" in p else cal.workdays,
+            makeup_hours=parse_spans(p["makeup"], "policy.makeup") if "makeup" in p else cal.makeup_hours,
+            grants=parse_grants(p["extended"], "policy.extended") if "extended" in p else cal.grants,
+        )
+
+    def apply_policy(self, update: dict[str, Any]) -> None:
+        """Merge a ``policy.update``; checked whole before anything changes, kept on disk."""
+        with self._lock:
+            merged = dict(self.policy)
+            for key in ("hours", "holidays", "workdays", "extended", "timezone", "makeup"):
+                if key in update:
+                    merged[key] = update[key]
+            if "cabinets" in update:
+                merged["cabinets"] = {k: tuple(v) for k, v in update["cabinets"].items()}
+            if "reset_badges" in update:
+                merged["reset_badges"] = tuple(update["reset_badges"])
+            try:
+                calendar = self._calendar_from_policy(merged)
+                calendar.zone  # noqa: B018
+            except HoursError as exc:
+                raise _Refused(str(exc)) from None
+            self.outbox.put("policy", _jsonable(merged))
+            self.policy = merged
+            self.calendar = calendar
+        self._changed()
+
+    # -- heartbeat and state ----------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        with self._lock:
+            self._emit(
+                "controller.heartbeat",
+                {
+                    "uptime_s": int(self.clock.monotonic() - self._started_mono),
+                    "outbox_depth": self.outbox.depth(),
+                    "armed": self.armed,
+                },
+            )
+        self._flush()
+
+    def state_message(self) -> tuple[str, bytes]:
+        with self._lock:
+            data = {
+                "points": {
+                    p: state_word(self.kinds[p], a) for p, a in sorted(self.points.items())
+                }
+                | {f"lock:{c}": ("locked" if lk.locked else "unlocked") for c, lk in self.locks.items()},
+                "armed": self.armed,
+                "siren": self._siren_on,
+                "alarms": [a.as_dict() for a in self.alarms.values()],
+            }
+            return make_state(
+                self._key,
+                site=self.cfg.site,
+                room=self.cfg.room,
+                controller=self.cfg.controller,
+                boot=self.boot,
+                seq=self.seq,
+                ts=self.clock.now(),
+                data=data,
+            )
+
+
+class _Refused(Exception):
+    pass
+
+
+def _jsonable(policy: dict[str, Any]) -> dict[str, Any]:
+    out = dict(policy)
+    out["cabinets"] = {k: list(v) for k, v in policy["cabinets"].items()}
+    out["reset_badges"] = list(policy["reset_badges"])
+    return out

@@ -1,0 +1,240 @@
+"""The MQTT link (paho-mqtt 2): connection with retry in the background, last will on
+``status``, the sender that drains the outbox, acks and commands coming back.
+
+The controller's rules never wait for this: the link may be down for hours (a Pi often
+boots before its network) and everything is sent, in order and alarms first, when it
+comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from firmware_bridge.config import Config, broker_parts
+from firmware_bridge.outbox import Outbox
+from protocol import topics
+
+log = logging.getLogger(__name__)
+
+#: Published but not yet acknowledged by the broker (PUBACK), at most.
+WINDOW = 200
+
+
+class Link:
+    def __init__(
+        self,
+        cfg: Config,
+        outbox: Outbox,
+        *,
+        on_command: Callable[[str, bytes], None],
+        on_ack: Callable[[str, bytes], None],
+        on_connection: Callable[[bool], None] = lambda up: None,
+        client_id: str | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.outbox = outbox
+        self.on_command = on_command
+        self.on_ack = on_ack
+        self.on_connection = on_connection
+        self.status_topic = topics.status_topic(cfg.site, cfg.room)
+        self.ack_topic = topics.ack_topic(cfg.site, cfg.room)
+        self.cmd_filter = topics.command_filter(cfg.site, cfg.room)
+        self._connected = threading.Event()
+        self._stop = threading.Event()
+        self._wake = threading.Condition()
+        self._dirty = True
+        self._inflight: set[int] = set()
+        self._early: set[int] = set()
+        self._cursor = {True: 0, False: 0}
+        self._epoch = 0  # bumps at every (re)connect: resend from the start
+        self.sent = 0
+        self.state_provider: Callable[[], tuple[str, bytes]] | None = None
+        self._state_dirty = threading.Event()
+
+        v5 = cfg.mqtt.protocol == "5"
+        self._v5 = v5
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or cfg.controller,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+        )
+        self.client.max_inflight_messages_set(WINDOW)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(cfg.mqtt.retry_max_s)))
+        self.client.will_set(self.status_topic, b"offline", qos=1, retain=True)
+        host, port, tls, user, password = broker_parts(cfg.mqtt.broker)
+        self._host, self._port = host, port
+        user = user or cfg.mqtt.username
+        if cfg.mqtt.password_file is not None:
+            password = cfg.mqtt.password_file.read_text(encoding="utf-8").strip()
+        if user:
+            self.client.username_pw_set(user, password)
+        if tls or cfg.mqtt.ca_file:
+            self.client.tls_set(
+                ca_certs=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None,
+                certfile=str(cfg.mqtt.cert_file) if cfg.mqtt.cert_file else None,
+                keyfile=str(cfg.mqtt.key_file) if cfg.mqtt.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+        self._sender = threading.Thread(target=self._send_loop, name="outbox-sender", daemon=True)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        props = None
+        if self._v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.cfg.mqtt.session_expiry_s
+        self.client.connect_async(
+            self._host,
+            self._port,
+            keepalive=self.cfg.mqtt.keepalive_s,
+            clean_start=False if self._v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=props,
+        )
+        self.client.loop_start()
+        self._sender.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Publish ``offline`` (retained), then disconnect cleanly."""
+        self._stop.set()
+        self.notify()
+        if self.connected:
+            info = self.client.publish(self.status_topic, b"offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("could not publish offline status: %s", exc)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._sender.join(timeout)
+
+    def notify(self) -> None:
+        """New events are in the outbox."""
+        with self._wake:
+            self._dirty = True
+            self._wake.notify()
+
+    def publish_state(self) -> None:
+        self._state_dirty.set()
+        self.notify()
+
+    # -- paho callbacks (network thread) ----------------------------------------------
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker refused the connection: %s", reason)
+            return
+        log.info("connected to %s:%s", self._host, self._port)
+        client.subscribe([(self.cmd_filter, 1), (self.ack_topic, 1)])
+        client.publish(self.status_topic, b"online", qos=1, retain=True)
+        with self._wake:
+            self._inflight.clear()
+            self._early.clear()
+            self._cursor = {True: 0, False: 0}
+            self._epoch += 1
+            self._dirty = True
+            self._connected.set()
+            self._state_dirty.set()
+            self._wake.notify()
+        self.on_connection(True)
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        was = self.connected
+        self._connected.clear()
+        with self._wake:
+            self._inflight.clear()
+            self._wake.notify()
+        if was:
+            log.warning("disconnected from broker: %s", reason)
+            self.on_connection(False)
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        with self._wake:
+            if mid in self._inflight:
+                self._inflight.discard(mid)
+            else:  # PUBACK came before the sender recorded the mid, or an untracked one
+                if len(self._early) > 1000:
+                    self._early.clear()
+                self._early.add(mid)
+            self._wake.notify()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            if msg.topic == self.ack_topic:
+                self.on_ack(msg.topic, msg.payload)
+                self.notify()
+            else:
+                self.on_command(msg.topic, msg.payload)
+        except Exception:  # a bad message must not kill the network thread
+            log.exception("message on %s could not be handled", msg.topic)
+
+    # -- sender -----------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._wake:
+                while not self._stop.is_set() and not (
+                    self.connected and (self._dirty or self._state_dirty.is_set())
+                    and len(self._inflight) < WINDOW
+                ):
+                    self._wake.wait(0.5)
+                if self._stop.is_set():
+                    return
+                self._dirty = False
+                epoch = self._epoch
+            if self._state_dirty.is_set() and self.state_provider is not None:
+                self._state_dirty.clear()
+                topic, payload = self.state_provider()
+                self.client.publish(topic, payload, qos=1, retain=True)
+            try:
+                self._send_batch(epoch)
+            except Exception:
+                log.exception("sending from the outbox failed; retrying")
+                self._stop.wait(1.0)
+                self.notify()
+
+    def _send_batch(self, epoch: int) -> None:
+        # Alarms first, then everything else, each in creation order.
+        for alarm in (True, False):
+            room = WINDOW - len(self._inflight)
+            if room <= 0:
+                self.notify()
+                return
+            rows = self.outbox.after(self._cursor[alarm], alarm=alarm, limit=room)
+            for row in rows:
+                if not self.connected or epoch != self._epoch:
+                    return
+                info = self.client.publish(row.topic, row.payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    return  # connection lost: everything is resent on reconnect
+                with self._wake:
+                    if epoch != self._epoch:
+                        return
+                    if info.mid in self._early:
+                        self._early.discard(info.mid)
+                    else:
+                        self._inflight.add(info.mid)
+                    self._cursor[alarm] = row.rowid
+                self.sent += 1
+            if len(rows) == room:
+                self.notify()  # more to come
+                return

@@ -1,0 +1,1 @@
+"""The ``ironroom`` command line: one command, a subcommand for each part."""

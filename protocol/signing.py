@@ -1,0 +1,50 @@
+"""HMAC-SHA256 signatures over ``topic + "\\n" + canonical(envelope without sig)``."""
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from protocol.canonical import canonical
+from protocol.errors import BadSignature
+
+KEY_BYTES = 32
+
+
+def signed_input(topic: str, envelope: Mapping[str, Any]) -> bytes:
+    body = {k: v for k, v in envelope.items() if k != "sig"}
+    return topic.encode("utf-8") + b"\n" + canonical(body)
+
+
+def sign(key: bytes, topic: str, envelope: Mapping[str, Any]) -> str:
+    """The ``sig`` value: base64url without padding."""
+    mac = hmac.new(key, signed_input(topic, envelope), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
+def verify(key: bytes, topic: str, envelope: Mapping[str, Any]) -> None:
+    """Raise :class:`BadSignature` unless ``envelope["sig"]`` is right for ``topic``."""
+    sig = envelope.get("sig")
+    if not isinstance(sig, str) or not sig:
+        raise BadSignature("message is not signed (no 'sig')")
+    try:
+        got = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    except (binascii.Error, ValueError):
+        raise BadSignature("'sig' is not base64url") from None
+    want = hmac.new(key, signed_input(topic, envelope), hashlib.sha256).digest()
+    if not hmac.compare_digest(got, want):
+        raise BadSignature(f"signature mismatch on {topic}")
+
+
+def parse_key(text: str) -> bytes:
+    """A key file's text: 64 hex digits (32 bytes), surrounding white space ignored."""
+    cleaned = "".join(text.split())
+    try:
+        key = bytes.fromhex(cleaned)
+    except ValueError:
+        raise ValueError("key file must hold the key in hex (64 hex digits)") from None
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"key must be {KEY_BYTES} bytes (64 hex digits), got {len(key)} bytes")
+    return key

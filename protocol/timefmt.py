@@ -1,0 +1,26 @@
+"""Timestamps on the wire: UTC, RFC 3339 with milliseconds and ``Z``."""
+
+import re
+from datetime import UTC, datetime
+
+from protocol.errors import EnvelopeError
+
+_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+
+
+def format_ts(when: datetime) -> str:
+    """``2026-11-27T23:10:05.250Z``; a naive datetime is refused (it would be ambiguous)."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime: pass an aware datetime (UTC or with a zone)")
+    utc = when.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_ts(text: object) -> datetime:
+    """Parse a wire timestamp strictly; anything else raises :class:`EnvelopeError`."""
+    if not isinstance(text, str) or not _TS.match(text):
+        raise EnvelopeError(f"timestamp must look like 2026-11-27T23:10:05.250Z, got {text!r}")
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise EnvelopeError(f"timestamp {text!r} is not a real date: {exc}") from None

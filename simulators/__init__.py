@@ -1,0 +1,1 @@
+"""Virtual hardware that plugs in at the same seams as the real drivers."""

@@ -1,0 +1,143 @@
+"""pcscd with the vpcd driver for the PC/SC tests; import the fixtures into a test module.
+
+Uses the pcscd already running (systemd, a developer's shell) or starts ``pcscd
+--foreground`` for the session and stops it afterwards. A machine without pcscd or the
+vpcd driver fails the tests with the packages to install: these tests never skip.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+VPCD_READER = "Virtual PCD 00 00"  # vpcd port 35963
+VPCD_READER_2 = "Virtual PCD 00 01"  # vpcd port 35964
+INSTALL = "install them with `apt-get install pcscd vsmartcard-vpcd`"
+_VPCD_DRIVER_GLOBS = ("/usr/lib/pcsc/drivers/**/libifdvpcd.so*", "/usr/lib/*/pcsc/drivers/**/*vpcd*")
+_START_TIMEOUT = 15.0
+
+
+def _pcscd_binary() -> str | None:
+    found = shutil.which("pcscd")
+    if found:
+        return found
+    for candidate in ("/usr/sbin/pcscd", "/usr/local/sbin/pcscd"):
+        if Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def _vpcd_installed() -> bool:
+    return any(
+        True for pattern in _VPCD_DRIVER_GLOBS for _ in Path("/").glob(pattern.lstrip("/"))
+    )
+
+
+def _readers_or_none() -> list[str] | None:
+    from devices.badge.errors import PcscUnavailable
+    from devices.badge.pcsc import list_readers
+
+    try:
+        return list_readers()
+    except PcscUnavailable:
+        return None
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[-2000:]
+    except OSError:
+        return ""
+
+
+@pytest.fixture(scope="session")
+def pcscd() -> Iterator[list[str]]:
+    """Make sure pcscd runs with the vpcd readers; yields the reader names."""
+    try:
+        import smartcard.scard  # noqa: F401
+    except ImportError as exc:
+        pytest.fail(
+            f"pyscard is missing ({exc}): install the project with its 'pcsc' extra "
+            "(building pyscard needs the swig and libpcsclite-dev packages)",
+            pytrace=False,
+        )
+    readers = _readers_or_none()
+    if readers is not None:
+        if VPCD_READER not in readers:
+            pytest.fail(
+                f"pcscd is running but has no {VPCD_READER!r} reader (readers: {readers}): "
+                f"{INSTALL} and restart pcscd",
+                pytrace=False,
+            )
+        yield readers
+        return
+
+    binary = _pcscd_binary()
+    if binary is None or not _vpcd_installed():
+        missing = "pcscd" if binary is None else "the vpcd driver"
+        pytest.fail(f"{missing} is not installed: {INSTALL}", pytrace=False)
+    with tempfile.TemporaryDirectory(prefix="pcscd-") as tmp:
+        log_path = Path(tmp) / "pcscd.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [binary, "--foreground"], stdout=log, stderr=subprocess.STDOUT
+            )
+        try:
+            deadline = time.monotonic() + _START_TIMEOUT
+            while True:
+                readers = _readers_or_none()
+                if readers is not None and VPCD_READER in readers:
+                    break
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"pcscd did not show {VPCD_READER!r} within {_START_TIMEOUT} s "
+                        f"(readers: {readers}); its log:\n{_log_tail(log_path)}",
+                        pytrace=False,
+                    )
+                try:
+                    code = proc.wait(timeout=0.1)  # doubles as the pause between polls
+                except subprocess.TimeoutExpired:
+                    continue
+                pytest.fail(
+                    f"pcscd exited with code {code}; its log:\n{_log_tail(log_path)}",
+                    pytrace=False,
+                )
+            yield readers
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_for_card_state(reader: str, present: bool, timeout: float = 5.0) -> bool:
+    """Wait until pcscd sees a card on ``reader`` (or none); False on timeout."""
+    from smartcard import scard
+
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    assert hresult == scard.SCARD_S_SUCCESS, scard.SCardGetErrorMessage(hresult)
+    try:
+        deadline = time.monotonic() + timeout
+        state = scard.SCARD_STATE_UNAWARE
+        while True:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                return False
+            hresult, states = scard.SCardGetStatusChange(context, remaining_ms, [(reader, state)])
+            if hresult == scard.SCARD_E_TIMEOUT:
+                return False
+            assert hresult == scard.SCARD_S_SUCCESS, scard.SCardGetErrorMessage(hresult)
+            _name, event, _atr = states[0]
+            if bool(event & scard.SCARD_STATE_PRESENT) == present:
+                return True
+            state = event & ~scard.SCARD_STATE_CHANGED
+    finally:
+        scard.SCardReleaseContext(context)
