@@ -141,6 +141,14 @@ class Input:
         if self.on_change is not None:
             self.on_change(self, new, now)
 
+    def resync(self) -> bool:
+        """Take the pin's level as the current state, with no report and no debounce
+        window (at start-up, before anything listens). Returns the state."""
+        with self._lock:
+            self._state = self._read_active()
+            self._lockout_until = None
+            return self._state
+
     def poll(self, now: float | None = None) -> None:
         """End an expired debounce window: report a change that happened inside it."""
         now = self._clock() if now is None else now
@@ -200,6 +208,7 @@ class Output:
         self._dev.blink(on_time=on_s, off_time=off_s, background=True)
 
     def close(self) -> None:
+        self._dev.off()  # stops a blink thread before the pin goes away
         self._dev.close()
 
 

@@ -98,6 +98,7 @@ class MqttCfg:
     keepalive_s: int = 30
     session_expiry_s: int = 7 * 24 * 3600
     retry_max_s: float = 30.0
+    resend_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -329,6 +330,7 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
         keepalive_s=m.int("keepalive_s", 30, lo=5, hi=3600),
         session_expiry_s=m.int("session_expiry_s", 7 * 24 * 3600, lo=0, hi=2**32 - 1),
         retry_max_s=m.num("retry_max_s", 30.0, lo=0.1, hi=3600),
+        resend_s=m.num("resend_s", 60.0, lo=1, hi=86400),
     )
     m.done()
 

@@ -136,6 +136,7 @@ class Controller:
         self._relock_at: dict[str, float] = {}
         self._started_mono = clock.monotonic()
         self._siren_on = False
+        self._led_mode = ""
         self._raised_ids: list[str] = []
         self._to_announce: list[Alarm] = []
         self.armed = bool(outbox.get("armed", cfg.policy.armed))
@@ -285,11 +286,17 @@ class Controller:
         self._drive_led()
 
     def _drive_led(self) -> None:
+        """Status LED: steady when all is well and online, slow blink offline, fast
+        blink while an alarm is latched."""
         if self.led is None:
             return
-        if self.alarms:
+        mode = "alarm" if self.alarms else "online" if self.online() else "offline"
+        if mode == self._led_mode:
+            return
+        self._led_mode = mode
+        if mode == "alarm":
             self.led.blink(0.1, 0.1)
-        elif not self.online():
+        elif mode == "offline":
             self.led.blink(0.2, 1.8)
         else:
             self.led.set(True)

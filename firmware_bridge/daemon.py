@@ -139,7 +139,7 @@ class Bridge:
     def start(self) -> None:
         """Read the inputs' initial states, start the rules, the readers and the link."""
         ctl = self.controller
-        ctl.start({p: inp.active for p, inp in self.inputs.items()})
+        ctl.start({p: inp.resync() for p, inp in self.inputs.items()})
         for inp in self.inputs.values():
             inp.on_change = lambda inp, active, t: ctl.on_input(inp.name, active, t)
         self._start_readers()
@@ -206,16 +206,17 @@ class Bridge:
             return
         self.controller.execute(cmd)
 
-    def _on_ack(self, topic: str, payload: bytes) -> None:
+    def _on_ack(self, topic: str, payload: bytes) -> bool:
+        """Prune the outbox up to a verified ack; True when it moved on."""
         try:
             ack = decode_ack(self.command_key, topic, payload)
         except ProtocolError as exc:
             log.warning("ack rejected: %s", exc)
-            return
+            return False
         if ack.controller != self.cfg.controller:
             log.warning("ack for another controller %r ignored", ack.controller)
-            return
-        self.outbox.ack(ack.boot, ack.seq)
+            return False
+        return self.outbox.ack(ack.boot, ack.seq) > 0
 
     def run(self, stop: threading.Event | None = None, seconds: float | None = None) -> None:
         """Tick the rules until ``stop`` is set or ``seconds`` (real time) have passed."""

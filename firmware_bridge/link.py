@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +37,7 @@ class Link:
         outbox: Outbox,
         *,
         on_command: Callable[[str, bytes], None],
-        on_ack: Callable[[str, bytes], None],
+        on_ack: Callable[[str, bytes], bool],
         on_connection: Callable[[bool], None] = lambda up: None,
         client_id: str | None = None,
     ) -> None:
@@ -59,6 +60,9 @@ class Link:
         self.sent = 0
         self.state_provider: Callable[[], tuple[str, bytes]] | None = None
         self._state_dirty = threading.Event()
+        self._now = time.monotonic
+        self._last_progress = self._now()
+        self._resend_after = cfg.mqtt.resend_s
 
         v5 = cfg.mqtt.protocol == "5"
         self._v5 = v5
@@ -152,6 +156,7 @@ class Link:
             self._cursor = {True: 0, False: 0}
             self._epoch += 1
             self._dirty = True
+            self._last_progress = self._now()
             self._connected.set()
             self._state_dirty.set()
             self._wake.notify()
@@ -163,7 +168,7 @@ class Link:
         with self._wake:
             self._inflight.clear()
             self._wake.notify()
-        if was:
+        if was and not self._stop.is_set():
             log.warning("disconnected from broker: %s", reason)
             self.on_connection(False)
 
@@ -180,8 +185,8 @@ class Link:
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         try:
             if msg.topic == self.ack_topic:
-                self.on_ack(msg.topic, msg.payload)
-                self.notify()
+                if self.on_ack(msg.topic, msg.payload):
+                    self.acked()
             else:
                 self.on_command(msg.topic, msg.payload)
         except Exception:  # a bad message must not kill the network thread
@@ -197,6 +202,7 @@ class Link:
                     and len(self._inflight) < WINDOW
                 ):
                     self._wake.wait(0.5)
+                    self._maybe_resend()
                 if self._stop.is_set():
                     return
                 self._dirty = False
@@ -211,6 +217,26 @@ class Link:
                 log.exception("sending from the outbox failed; retrying")
                 self._stop.wait(1.0)
                 self.notify()
+
+    def acked(self) -> None:
+        """An ack moved the outbox on: the resend timer starts again."""
+        self._last_progress = self._now()
+        self._resend_after = self.cfg.mqtt.resend_s
+
+    def _maybe_resend(self) -> None:
+        # QoS 1 only reaches the broker; if no ack came for a while although events are
+        # waiting, send them all again (the tracker drops identical duplicates). The
+        # interval doubles while nothing answers, up to an hour. Called with _wake held.
+        if not self.connected or self._now() - self._last_progress < self._resend_after:
+            return
+        self._last_progress = self._now()
+        self._resend_after = min(self._resend_after * 2, 3600.0)
+        if self._cursor[True] or self._cursor[False]:
+            if self.outbox.depth():
+                log.info("no ack for a while: resending the outbox")
+                self._cursor = {True: 0, False: 0}
+                self._epoch += 1
+                self._dirty = True
 
     def _send_batch(self, epoch: int) -> None:
         # Alarms first, then everything else, each in creation order.

@@ -150,7 +150,7 @@ def cmd_sim_room(args: argparse.Namespace) -> int:
         commander.start()
         thread = threading.Thread(target=runner.run, name="scenario", daemon=True)
         thread.start()
-        room.bridge.run(stop, seconds=args.seconds)
+        stop.wait(args.seconds)
         runner.stop.set()
         thread.join(5)
     finally:

@@ -9,10 +9,10 @@ Each simulator opens a pty pair and plays the module on the master side; its ``p
         with M100Reader(sim.port, on_read=print, on_round=print):
             ...
 
-Tags come and go with ``put``/``take``; ``inject_garbage(n)`` and ``inject_bad_frame()``
-put line noise on the wire. Randomness (read misses, garbage, RSSI jitter) comes from
-``self.random``, seeded by ``seed`` for repeatable runs. All methods are thread-safe.
-Linux/macOS only (needs ``os.openpty``).
+Tags come and go with ``put``/``take``; ``inject_garbage(n)``, ``inject_bad_frame()`` and
+``inject(raw_bytes)`` put line noise or unusual frames on the wire. Randomness (read misses,
+garbage, RSSI jitter) comes from ``self.random``, seeded by ``seed`` for repeatable runs.
+All methods are thread-safe. Linux/macOS only (needs ``os.openpty``).
 """
 
 import os
@@ -120,6 +120,10 @@ class _PtySim:
         """A copy of the tags now in the field."""
         with self._lock:
             return dict(self._tags)
+
+    def inject(self, data: bytes) -> None:
+        """Write raw bytes onto the line now (e.g. an error frame the module may send)."""
+        self._write(data)
 
     def inject_garbage(self, n: int) -> None:
         """Write ``n`` random bytes onto the line now."""

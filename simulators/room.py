@@ -155,13 +155,18 @@ class SimulatedRoom:
         self.bridge = Bridge(self.cfg, clock=clock, pin_factory=self.factory)
         self.gpio.settle()
         self.cards: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._loop: threading.Thread | None = None
 
     @property
     def controller(self) -> Any:
         return self.bridge.controller
 
     def start(self) -> None:
+        """Start the bridge and its rule loop (in a thread of its own)."""
         self.bridge.start()
+        self._loop = threading.Thread(target=self.bridge.run, args=(self._stop,), name="bridge-loop")
+        self._loop.start()
 
     def present_badge(self, reader: str, uid: str, *, behaviour: str = "ok") -> Any:
         """Put a badge on the badge reader that serves ``reader``; returns the card."""
@@ -191,6 +196,9 @@ class SimulatedRoom:
     def close(self) -> None:
         for reader in list(self.cards):
             self.take_badge(reader)
+        self._stop.set()
+        if self._loop is not None:
+            self._loop.join(10)
         self.bridge.close()
         for sim in self.sims.values():
             sim.stop()

@@ -13,9 +13,10 @@ Two kinds of reader feed it:
 
 Cross-reads: cabinets stand side by side, so a tag is often heard by several readers. It
 belongs to the one hearing it best, judged on the mean RSSI of the last ``window_rounds``
-rounds, and only moves when another reader beats the holder by more than
-``hysteresis_db``. A move is reported as a departure from the old reader followed by an
-arrival at the new one.
+rounds, and only moves when another reader, having heard it in each of those rounds, beats
+the holder by more than ``hysteresis_db``. A move is reported as a departure from the old
+reader followed by an arrival at the new one. When the holder loses a tag that another
+reader heard in its latest round, that reader takes it over at once.
 
 A tag arrives on its first valid read. During its first round (until the holder ends a
 round, or the next ``tick`` for a timeout reader) a reader that hears it louder in that
@@ -178,12 +179,13 @@ class PresenceTracker:
     def _expired(self, s: _Sighting, t: float) -> bool:
         return self.timeout_s is not None and t - s.last_t >= self.timeout_s
 
-    def _mean(self, reader: str, epc: str) -> float | None:
-        """Mean of the per-round RSSI means of the reader's last ``window_rounds`` rounds."""
+    def _window(self, reader: str, epc: str) -> tuple[float, int]:
+        """Mean of the per-round RSSI means over the reader's last ``window_rounds`` rounds,
+        and how many of those rounds heard the tag with an RSSI (0: no mean)."""
         r = self._readers[reader]
         s = r.tags.get(epc)
         if s is None:
-            return None
+            return 0.0, 0
         oldest = r.round - self.window_rounds
         total = 0.0
         n = 0
@@ -191,18 +193,22 @@ class PresenceTracker:
             if rnd > oldest:
                 total += mean
                 n += 1
-        return total / n if n else None
+        return (total / n if n else 0.0), n
 
     def _challenge(self, epc: str, holder: str, t: float) -> list[PresenceChange]:
-        """Move ``epc`` to a reader beating the holder by more than the hysteresis."""
-        held = self._mean(holder, epc)
-        if held is None:
+        """Move ``epc`` to a reader beating the holder by more than the hysteresis.
+
+        A challenger must have heard the tag in every one of its last ``window_rounds``
+        rounds, so a few loud rounds from a neighbour do not move a folder.
+        """
+        held, n = self._window(holder, epc)
+        if not n:
             return []
         best, best_mean = None, held + self.hysteresis_db
         for name, r in self._readers.items():
             if name != holder and epc in r.tags:
-                mean = self._mean(name, epc)
-                if mean is not None and mean > best_mean:
+                mean, n = self._window(name, epc)
+                if n >= self.window_rounds and mean > best_mean:
                     best, best_mean = name, mean
         if best is None:
             return []
@@ -218,7 +224,7 @@ class PresenceTracker:
         ]
 
     def _depart(self, epc: str, reader: str, t: float) -> list[PresenceChange]:
-        """``reader`` lost ``epc``: hand it to the best reader still hearing it, if any."""
+        """``reader`` lost ``epc``: hand it to the best reader hearing it in its latest round."""
         del self._holder[epc]
         self._first_round.discard(epc)
         changes = [PresenceChange("departed", reader, epc, None, t)]
@@ -226,10 +232,13 @@ class PresenceTracker:
         best_mean = float("-inf")
         for name, r in self._readers.items():
             s = r.tags.get(epc)
-            if name == reader or s is None or (not r.round_based and self._expired(s, t)):
+            if name == reader or s is None:
                 continue
-            mean = self._mean(name, epc)
-            score = float("-inf") if mean is None else mean
+            # Only a reader hearing it now takes it over; one that is missing it too does not.
+            if (s.missed and not s.heard) if r.round_based else self._expired(s, t):
+                continue
+            mean, n = self._window(name, epc)
+            score = mean if n else float("-inf")
             if best is None or score > best_mean:
                 best, best_mean = name, score
         if best is not None:

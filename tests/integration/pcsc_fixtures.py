@@ -118,26 +118,50 @@ def pcscd() -> Iterator[list[str]]:
                 proc.wait()
 
 
-def wait_for_card_state(reader: str, present: bool, timeout: float = 5.0) -> bool:
-    """Wait until pcscd sees a card on ``reader`` (or none); False on timeout."""
+def _reader_state(reader: str, timeout_ms: int, known: int) -> int | None:
+    """pcscd's event state for ``reader`` once it differs from ``known``; None on timeout."""
     from smartcard import scard
 
     hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
     assert hresult == scard.SCARD_S_SUCCESS, scard.SCardGetErrorMessage(hresult)
     try:
-        deadline = time.monotonic() + timeout
-        state = scard.SCARD_STATE_UNAWARE
-        while True:
-            remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if remaining_ms <= 0:
-                return False
-            hresult, states = scard.SCardGetStatusChange(context, remaining_ms, [(reader, state)])
-            if hresult == scard.SCARD_E_TIMEOUT:
-                return False
-            assert hresult == scard.SCARD_S_SUCCESS, scard.SCardGetErrorMessage(hresult)
-            _name, event, _atr = states[0]
-            if bool(event & scard.SCARD_STATE_PRESENT) == present:
-                return True
-            state = event & ~scard.SCARD_STATE_CHANGED
+        hresult, states = scard.SCardGetStatusChange(context, timeout_ms, [(reader, known)])
+        if hresult == scard.SCARD_E_TIMEOUT:
+            return None
+        assert hresult == scard.SCARD_S_SUCCESS, scard.SCardGetErrorMessage(hresult)
+        return int(states[0][1]) & ~scard.SCARD_STATE_CHANGED
     finally:
         scard.SCardReleaseContext(context)
+
+
+def card_event_count(reader: str) -> int:
+    """pcsc-lite's count of card insertions and removals on ``reader``."""
+    from smartcard import scard
+
+    state = _reader_state(reader, 0, scard.SCARD_STATE_UNAWARE)
+    assert state is not None
+    return state >> 16
+
+
+def wait_for_card_state(
+    reader: str, present: bool, timeout: float = 5.0, *, events_after: int | None = None
+) -> bool:
+    """Wait until pcscd sees a card on ``reader`` (or none); False on timeout.
+
+    With ``events_after``, also wait until pcscd has counted a card event after that count.
+    """
+    from smartcard import scard
+
+    deadline = time.monotonic() + timeout
+    state = scard.SCARD_STATE_UNAWARE
+    while True:
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            return False
+        new_state = _reader_state(reader, remaining_ms, state)
+        if new_state is None:
+            return False
+        state = new_state
+        newer = events_after is None or (state >> 16) > events_after
+        if bool(state & scard.SCARD_STATE_PRESENT) == present and newer:
+            return True

@@ -20,6 +20,7 @@ from simulators.vcard import VirtualCard
 from tests.integration.pcsc_fixtures import (
     VPCD_READER,
     VPCD_READER_2,
+    card_event_count,
     pcscd,  # noqa: F401 - the fixture, used by name
     wait_for_card_state,
 )
@@ -181,8 +182,12 @@ def test_mute_card_pulled_mid_read_fails_and_watcher_goes_on(
         mute = VirtualCard(UID, master_key=MASTER, behaviour="mute")
         mute.insert()
         assert mute.wait_for_apdus(1, WAIT), "the watcher never sent a command"
+        events = card_event_count(VPCD_READER)
         mute.remove()  # the reader was blocked on this card until now
         failed = recorder.next_badge(1)
+        # vpcd drops a card whose transmit failed without telling pcscd's poller; a card put
+        # on before the poller's next look would never be seen. Wait for that look.
+        assert wait_for_card_state(VPCD_READER, present=False, timeout=WAIT, events_after=events)
         with VirtualCard(UID_2, master_key=MASTER):
             good = recorder.next_badge(2)
     assert (failed.uid, failed.auth) == ("", "failed")

@@ -94,7 +94,14 @@ def test_rdm6300_byte_by_byte() -> None:
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"\x00\xff\x03", b"\x02", b"\x02\x02\x02", b"\x0212345", b"\x02" + b"A" * 11 + b"B\x03", b"\x03"],
+    [
+        b"\x00\xff\x03",
+        b"\x02",
+        b"\x02\x02\x02",
+        b"\x0212345",
+        b"\x02" + b"A" * 11 + b"B\x03",
+        b"\x03",
+    ],
 )
 def test_rdm6300_garbage_before_and_between(garbage: bytes) -> None:
     other = encode_rdm6300("0102030405")

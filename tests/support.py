@@ -1,0 +1,200 @@
+"""Test support: condition waits, a real Mosquitto on a free port, MQTT collectors and a
+stand-in for the tracker's acknowledgements."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from protocol.envelope import decode_event, make_ack
+from protocol.topics import parse_topic
+
+
+def wait_until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    """Poll ``cond`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.005)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Mosquitto:
+    """A real Mosquitto on 127.0.0.1 with a config this test writes. ``stop()`` and
+    ``start()`` again keep the port (fault tests)."""
+
+    def __init__(self, workdir: Path, *, persistence: bool = False) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            pytest.fail("mosquitto is not installed: run `make install` (apt-get install mosquitto)")
+        self.binary = binary
+        self.port = free_port()
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.conf = workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            # The default (1000) silently drops QoS 1 messages for an offline subscriber.
+            "max_queued_messages 1000000",
+            "max_inflight_messages 0",
+            f"persistence {'true' if persistence else 'false'}",
+            f"persistence_location {workdir}/",
+            "autosave_interval 1",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = workdir / "mosquitto.log"
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_until(self._listening, 10, f"mosquitto on port {self.port}")
+
+    def _listening(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            pytest.fail(f"mosquitto exited: {self.log.read_text(errors='replace')[-1000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Collector:
+    """An independent MQTT subscriber that keeps everything it receives, in order."""
+
+    def __init__(self, broker: Mosquitto, topic: str = "ironroom/#", *, persistent: bool = False):
+        self.messages: list[Received] = []
+        self._lock = threading.Lock()
+        self.topic = topic
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"collector-{uuid.uuid4().hex[:8]}",
+            clean_session=not persistent,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.connect_async("127.0.0.1", broker.port, keepalive=10)
+        self.client.loop_start()
+        wait_until(self.subscribed.is_set, 10, "the collector's subscription")
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        client.subscribe(self.topic, qos=1)
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        with self._lock:
+            self.messages.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
+        self.handle(msg.topic, bytes(msg.payload))
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Hook for subclasses (runs in the network thread)."""
+
+    def on(self, suffix: str) -> list[Received]:
+        with self._lock:
+            return [m for m in self.messages if m.topic.endswith(suffix)]
+
+    def events(self, key: bytes) -> list[Any]:
+        """Every event received, verified and decoded (a bad one fails the test)."""
+        with self._lock:
+            msgs = [m for m in self.messages if "/evt/" in m.topic]
+        return [decode_event(key, m.topic, m.payload) for m in msgs]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Acker(Collector):
+    """Stands in for the tracker's delivery rules: verifies each event, keeps each id once,
+    and acknowledges the highest contiguous seq of each boot (retained, signed)."""
+
+    def __init__(self, broker: Mosquitto, *, key: bytes, command_key: bytes, site: str, room: str):
+        self.key = key
+        self.command_key = command_key
+        self.site, self.room = site, room
+        self.by_id: dict[str, bytes] = {}
+        self.order: list[str] = []
+        self.duplicates = 0
+        self.acked: dict[int, int] = {}
+        self.after_ack: list[str] = []  # ids received again after an ack covered them
+        self.enabled = True
+        super().__init__(broker, f"ironroom/v1/{site}/{room}/evt/+", persistent=False)
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        parse_topic(topic)
+        ev = decode_event(self.key, topic, payload)
+        if ev.id in self.by_id:
+            assert self.by_id[ev.id] == payload, f"{ev.id} came back with other bytes"
+            self.duplicates += 1
+            if ev.seq <= self.acked.get(ev.boot, 0):
+                self.after_ack.append(ev.id)
+            return
+        self.by_id[ev.id] = payload
+        self.order.append(ev.id)
+        if not self.enabled:
+            return
+        seqs = {int(i.split(":")[2]) for i in self.by_id if int(i.split(":")[1]) == ev.boot}
+        top = self.acked.get(ev.boot, 0)
+        while top + 1 in seqs:
+            top += 1
+        if top > self.acked.get(ev.boot, 0):
+            self.acked[ev.boot] = top
+            t, p = make_ack(
+                self.command_key, site=self.site, room=self.room,
+                controller=ev.controller, boot=ev.boot, seq=top,
+            )
+            self.client.publish(t, p, qos=1, retain=True)
+
+    def seqs(self, boot: int) -> list[int]:
+        return sorted(int(i.split(":")[2]) for i in list(self.by_id) if int(i.split(":")[1]) == boot)
