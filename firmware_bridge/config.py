@@ -348,7 +348,10 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
         workdays=parse_dates(h.data.get("workdays", []), f"{h.where}.workdays"),
         makeup_hours=parse_spans(h.data["makeup"], f"{h.where}.makeup") if "makeup" in h.data else None,
     )
-    calendar.zone  # noqa: B018  (raises HoursError for an unknown zone)
+    try:
+        calendar.zone  # noqa: B018
+    except HoursError as exc:
+        raise ConfigError(f"{h.where}.timezone: {exc}") from None
     h.done()
 
     pr = top.table("presence")

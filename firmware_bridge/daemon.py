@@ -193,10 +193,17 @@ class Bridge:
                 master_key=key,
                 cipher=b.cipher,
                 allow_uid_only=self.cfg.allow_uid_only,
-                on_badge=lambda p, name=b.reader: ctl.on_badge(name, p.uid, p.auth),
+                on_badge=lambda p, name=b.reader: self._on_badge(name, p),
             )
             watcher.start()
             self._closers.append(watcher.stop)
+
+    def _on_badge(self, reader: str, presentation: Any) -> None:
+        if not presentation.uid:
+            # Nothing to identify: a card pulled away mid-read, or not a badge at all.
+            log.warning("badge reader %s: unreadable card (%s)", reader, presentation.error)
+            return
+        self.controller.on_badge(reader, presentation.uid, presentation.auth)
 
     def _on_command(self, topic: str, payload: bytes) -> None:
         try:
@@ -206,17 +213,17 @@ class Bridge:
             return
         self.controller.execute(cmd)
 
-    def _on_ack(self, topic: str, payload: bytes) -> bool:
-        """Prune the outbox up to a verified ack; True when it moved on."""
+    def _on_ack(self, topic: str, payload: bytes) -> tuple[int, int] | None:
+        """``(boot, seq)`` a verified ack covers, or None for one to ignore."""
         try:
             ack = decode_ack(self.command_key, topic, payload)
         except ProtocolError as exc:
             log.warning("ack rejected: %s", exc)
-            return False
+            return None
         if ack.controller != self.cfg.controller:
             log.warning("ack for another controller %r ignored", ack.controller)
-            return False
-        return self.outbox.ack(ack.boot, ack.seq) > 0
+            return None
+        return ack.boot, ack.seq
 
     def run(self, stop: threading.Event | None = None, seconds: float | None = None) -> None:
         """Tick the rules until ``stop`` is set or ``seconds`` (real time) have passed."""

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from protocol.timefmt import parse_ts
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SPAN = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+_SPAN = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})")
 
 
 class HoursError(ValueError):
@@ -54,7 +54,7 @@ class Calendar:
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise HoursError(f"unknown time zone {name!r} (an IANA name like 'Asia/Shanghai')") from None
 
 
@@ -69,7 +69,7 @@ def parse_spans(value: object, where: str) -> tuple[Span, ...]:
         raise HoursError(f"{where}: expected a list like ['08:30-17:30'], got {value!r}")
     spans = []
     for item in items:
-        m = _SPAN.match(item) if isinstance(item, str) else None
+        m = _SPAN.fullmatch(item) if isinstance(item, str) else None
         if not m:
             raise HoursError(f"{where}: {item!r} is not HH:MM-HH:MM")
         h1, m1, h2, m2 = (int(g) for g in m.groups())

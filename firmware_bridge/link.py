@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 #: Published but not yet acknowledged by the broker (PUBACK), at most.
 WINDOW = 200
+#: How long the sender waits after connecting for the retained ack before resending
+#: events that the tracker may already have.
+ACK_GRACE_S = 5.0
 
 
 class Link:
@@ -37,7 +40,7 @@ class Link:
         outbox: Outbox,
         *,
         on_command: Callable[[str, bytes], None],
-        on_ack: Callable[[str, bytes], bool],
+        on_ack: Callable[[str, bytes], tuple[int, int] | None],
         on_connection: Callable[[bool], None] = lambda up: None,
         client_id: str | None = None,
     ) -> None:
@@ -54,12 +57,19 @@ class Link:
         self._wake = threading.Condition()
         self._dirty = True
         self._inflight: set[int] = set()
+        self._acked: dict[int, int] = {}
+        # Rows up to here may have reached the tracker: earlier boots' rows now, and
+        # every row this process sends from then on.
+        self._seen_high = outbox.rowid_range()[1]
+        self._to_prune: dict[int, int] = {}
         self._early: set[int] = set()
         self._cursor = {True: 0, False: 0}
+        self._connected_at = 0.0
         self._epoch = 0  # bumps at every (re)connect: resend from the start
         self.sent = 0
         self.state_provider: Callable[[], tuple[str, bytes]] | None = None
         self._state_dirty = threading.Event()
+        self._ack_seen = threading.Event()
         self._now = time.monotonic
         self._last_progress = self._now()
         self._resend_after = cfg.mqtt.resend_s
@@ -157,6 +167,8 @@ class Link:
             self._epoch += 1
             self._dirty = True
             self._last_progress = self._now()
+            self._ack_seen.clear()
+            self._connected_at = self._now()
             self._connected.set()
             self._state_dirty.set()
             self._wake.notify()
@@ -185,8 +197,14 @@ class Link:
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         try:
             if msg.topic == self.ack_topic:
-                if self.on_ack(msg.topic, msg.payload):
-                    self.acked()
+                covered = self.on_ack(msg.topic, msg.payload)
+                if covered is not None:
+                    self._record_ack(*covered)
+                if msg.retain:
+                    # The retained ack is the newest; acks queued in the session while
+                    # the bridge was away come before it and are older.
+                    self._ack_seen.set()
+                self.notify()
             else:
                 self.on_command(msg.topic, msg.payload)
         except Exception:  # a bad message must not kill the network thread
@@ -205,8 +223,18 @@ class Link:
                     self._maybe_resend()
                 if self._stop.is_set():
                     return
-                self._dirty = False
                 epoch = self._epoch
+            # After a (re)connect, events sent before (by an earlier connection or an
+            # earlier boot) may already be acknowledged: wait for the retained ack so
+            # they are pruned rather than sent again.
+            grace_left = ACK_GRACE_S - (self._now() - self._connected_at)
+            if grace_left > 0 and not self._ack_seen.is_set():
+                lowest, _ = self.outbox.rowid_range()
+                if 0 < lowest <= self._seen_high:
+                    self._ack_seen.wait(grace_left)
+            with self._wake:
+                self._dirty = False
+            self._prune()
             if self._state_dirty.is_set() and self.state_provider is not None:
                 self._state_dirty.clear()
                 topic, payload = self.state_provider()
@@ -218,10 +246,23 @@ class Link:
                 self._stop.wait(1.0)
                 self.notify()
 
-    def acked(self) -> None:
-        """An ack moved the outbox on: the resend timer starts again."""
-        self._last_progress = self._now()
-        self._resend_after = self.cfg.mqtt.resend_s
+    def _record_ack(self, boot: int, seq: int) -> None:
+        """Note a verified ack (network thread: cheap, no disk). The sender prunes the
+        outbox and never sends what an ack already covers."""
+        with self._wake:
+            if seq > self._acked.get(boot, 0):
+                self._acked[boot] = seq
+                self._to_prune[boot] = seq
+                self._last_progress = self._now()
+                self._resend_after = self.cfg.mqtt.resend_s
+                self._dirty = True
+                self._wake.notify()
+
+    def _prune(self) -> None:
+        with self._wake:
+            todo, self._to_prune = self._to_prune, {}
+        for boot, seq in todo.items():
+            self.outbox.ack(boot, seq)
 
     def _maybe_resend(self) -> None:
         # QoS 1 only reaches the broker; if no ack came for a while although events are
@@ -249,6 +290,9 @@ class Link:
             for row in rows:
                 if not self.connected or epoch != self._epoch:
                     return
+                if row.seq <= self._acked.get(row.boot, 0):
+                    self._cursor[alarm] = row.rowid  # covered by an ack not yet pruned
+                    continue
                 info = self.client.publish(row.topic, row.payload, qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     return  # connection lost: everything is resent on reconnect
@@ -260,6 +304,7 @@ class Link:
                     else:
                         self._inflight.add(info.mid)
                     self._cursor[alarm] = row.rowid
+                    self._seen_high = max(self._seen_high, row.rowid)
                 self.sent += 1
             if len(rows) == room:
                 self.notify()  # more to come

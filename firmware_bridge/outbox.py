@@ -120,6 +120,12 @@ class Outbox:
             cur = self._db.execute("DELETE FROM events WHERE boot=? AND seq<=?", (boot, seq))
         return cur.rowcount
 
+    def rowid_range(self) -> tuple[int, int]:
+        """``(lowest, highest)`` row id still in the outbox, ``(0, 0)`` when empty."""
+        with self._lock:
+            lo, hi = self._db.execute("SELECT min(id), max(id) FROM events").fetchone()
+        return (lo or 0, hi or 0)
+
     def depth(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM events").fetchone()[0])

@@ -91,7 +91,8 @@ def may_unlock_offline(
     badge for. A badge at a cabinet's own reader opens that cabinet; at the desk it opens
     every cabinet the badge may use.
     """
-    if auth == "failed" or (auth == "uid-only" and not allow_uid_only) or not working:
+    authenticated = auth == "verified" or (auth == "uid-only" and allow_uid_only)
+    if not authenticated or not working:
         return []
     if reader.startswith("cabinet:"):
         candidates = [reader.split(":", 1)[1]]

@@ -95,7 +95,7 @@ def make_event(
         "controller": check_name(controller, "controller"),
         "boot": boot,
         "seq": seq,
-        "ts": ts if isinstance(ts, str) else format_ts(ts),
+        "ts": _ts_text(ts),
         "type": type,
         "data": dict(data),
     }
@@ -167,6 +167,13 @@ def make_state(
     return topic, _seal(key, topic, envelope)
 
 
+def _ts_text(ts: datetime | str) -> str:
+    if isinstance(ts, str):
+        parse_ts(ts)
+        return ts
+    return format_ts(ts)
+
+
 # -- decoding -------------------------------------------------------------------------
 
 
@@ -203,12 +210,20 @@ def parse_json(payload: bytes | str) -> dict[str, Any]:
             parse_constant=_reject_constant,
             parse_float=_reject_float,
         )
+    except EnvelopeError:
+        raise
     except json.JSONDecodeError as exc:
         raise EnvelopeError(f"payload is not JSON: {exc}") from None
     except RecursionError:
         raise EnvelopeError("payload is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with thousands of digits
+        raise EnvelopeError(f"payload is not acceptable JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise EnvelopeError("payload must be a JSON object")
+    try:
+        canonical(obj)  # lone surrogates cannot be signed or stored
+    except UnicodeEncodeError:
+        raise EnvelopeError("payload holds text that is not valid Unicode") from None
     return obj
 
 

@@ -4,7 +4,7 @@ import re
 
 from protocol.errors import TopicError
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 #: Point kinds that take an id (``window:w1``) and those that stand alone.
 POINT_KINDS_WITH_ID = ("window", "cabinet", "tamper", "motion", "panic", "smoke", "water", "lock")
@@ -17,7 +17,7 @@ READERS_ALONE = ("desk", "portal")
 
 
 def is_name(text: object) -> bool:
-    return isinstance(text, str) and NAME_RE.match(text) is not None
+    return isinstance(text, str) and NAME_RE.fullmatch(text) is not None
 
 
 def check_name(text: object, what: str = "name") -> str:

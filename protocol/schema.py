@@ -20,8 +20,8 @@ from protocol.names import (
 )
 
 Check = Callable[[Any], None]
-_HEX = re.compile(r"^(?:[0-9A-F]{2}){1,64}$")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_HEX = re.compile(r"(?:[0-9A-F]{2}){1,64}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 CONTROLLER_CAUSES = (
     "after_hours_open",
@@ -80,7 +80,7 @@ def _one_of(*choices: str) -> Check:
 
 
 def _hex(value: Any) -> None:
-    if not isinstance(value, str) or not _HEX.match(value):
+    if not isinstance(value, str) or not _HEX.fullmatch(value):
         _fail(f"expected upper-case hex bytes, got {value!r}")
 
 
@@ -285,4 +285,4 @@ def check_command_data(type_: Any, data: Any) -> None:
 
 
 def is_uuid(text: Any) -> bool:
-    return isinstance(text, str) and _UUID.match(text) is not None
+    return isinstance(text, str) and _UUID.fullmatch(text) is not None

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from protocol.errors import EnvelopeError
 
-_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+_TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
 def format_ts(when: datetime) -> str:
@@ -18,7 +18,7 @@ def format_ts(when: datetime) -> str:
 
 def parse_ts(text: object) -> datetime:
     """Parse a wire timestamp strictly; anything else raises :class:`EnvelopeError`."""
-    if not isinstance(text, str) or not _TS.match(text):
+    if not isinstance(text, str) or not _TS.fullmatch(text):
         raise EnvelopeError(f"timestamp must look like 2026-11-27T23:10:05.250Z, got {text!r}")
     try:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

@@ -13,7 +13,7 @@ from protocol.names import check_name
 ROOT = "ironroom"
 VERSION = "v1"
 EVENT_CATEGORIES = ("sensor", "tag", "badge", "alarm", "lock", "controller", "command")
-_CMD_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_CMD_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ def ack_topic(site: str, room: str) -> str:
 
 
 def command_topic(site: str, room: str, name: str) -> str:
-    if not _CMD_NAME.match(name):
+    if not _CMD_NAME.fullmatch(name):
         raise TopicError(f"command name {name!r} is not valid")
     return f"{room_prefix(site, room)}/cmd/{name}"
 
@@ -86,6 +86,6 @@ def parse_topic(topic: str) -> Topic:
         return Topic(site, room, kind)
     if kind == "evt" and len(rest) == 1 and rest[0] in EVENT_CATEGORIES:
         return Topic(site, room, kind, rest[0])
-    if kind == "cmd" and len(rest) == 1 and _CMD_NAME.match(rest[0]):
+    if kind == "cmd" and len(rest) == 1 and _CMD_NAME.fullmatch(rest[0]):
         return Topic(site, room, kind, rest[0])
     raise TopicError(f"unknown topic shape: {topic!r}")

@@ -105,6 +105,7 @@ class _PtySim:
         """Place ``tag`` in the field (replacing its settings if already there)."""
         if not 0.0 <= read_rate <= 1.0:
             raise ValueError("read_rate is a probability")
+        self._encode(tag, rssi, pc)  # a bad tag fails here, not in the simulator's thread
         with self._lock:
             self._tags[tag.upper()] = SimTag(rssi, read_rate, pc)
 
@@ -142,6 +143,9 @@ class _PtySim:
                 sent = 0
             self.bytes_dropped += len(data) - sent
 
+    def _encode(self, tag: str, rssi: int, pc: str | None) -> bytes:
+        raise NotImplementedError
+
     def _run(self) -> None:
         raise NotImplementedError
 
@@ -155,6 +159,9 @@ class Rdm6300Sim(_PtySim):
         super().__init__(seed=seed)
         self.frame_interval_s = frame_interval_s
         self.frames_sent = 0
+
+    def _encode(self, tag: str, rssi: int, pc: str | None) -> bytes:
+        return encode_rdm6300(tag)
 
     def inject_bad_frame(self) -> None:
         """Send one frame whose checksum is off by one (for the card in the field, if any)."""
@@ -214,6 +221,9 @@ class M100Sim(_PtySim):
         """True while a multi-poll is running."""
         with self._lock:
             return self._multi_left > 0
+
+    def _encode(self, tag: str, rssi: int, pc: str | None) -> bytes:
+        return m100.encode_m100_notification(tag, rssi, pc, framing=self.framing)
 
     def inject_bad_frame(self, kind: Literal["checksum", "crc"] = "checksum") -> None:
         """Send one tag notification with a wrong frame checksum or a wrong tag CRC."""

@@ -16,6 +16,9 @@ Built-in scenarios (``ironroom sim room --scenario NAME``):
     10:15; closing at 17:20 and the room armed; a tamper at 23:10.
 ``idle``
     Nothing happens: heartbeats only. For benchmarks and soak runs.
+``stream``
+    A window opened and closed 20,000 times, a simulated second apart, in working
+    hours: a steady stream of events for fault and load tests.
 """
 
 from __future__ import annotations
@@ -92,6 +95,12 @@ SCENARIOS: dict[str, Scenario] = {
         ),
     ),
     "idle": Scenario(name="idle", day="2026-11-26", start="09:00:00", steps=()),
+    "stream": Scenario(
+        name="stream",
+        day="2026-11-26",
+        start="09:00:00",
+        steps=(Step("09:00:01", "toggle", "window:w1", "20000"),),
+    ),
 }
 
 
@@ -202,6 +211,14 @@ class ScenarioRunner:
             wait_for(lambda: step.value in ctl.present_tags(step.target), self.step_timeout, "desk")
             sim.take(step.value)
             wait_for(lambda: step.value not in ctl.present_tags(step.target), self.step_timeout, "desk")
+        elif step.action == "toggle":
+            for _ in range(int(step.value)):
+                if self.stop.is_set():
+                    return
+                room.gpio.set(step.target, True)
+                room.clock.advance(1)  # type: ignore[attr-defined]
+                room.gpio.set(step.target, False)
+                room.clock.advance(1)  # type: ignore[attr-defined]
         elif step.action == "arm":
             if self.commander is not None and room.bridge.link and room.bridge.link.connected:
                 self.commander.send("arming.set", {"state": "armed"}, name="arming")

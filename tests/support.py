@@ -167,9 +167,15 @@ class Acker(Collector):
         self.order: list[str] = []
         self.duplicates = 0
         self.acked: dict[int, int] = {}
+        # what the broker has confirmed holding (PUBACK of the retained ack): from then
+        # on the controller can know it
+        self.confirmed: dict[int, int] = {}
+        self._ack_mids: dict[int, tuple[int, int]] = {}
         self.after_ack: list[str] = []  # ids received again after an ack covered them
+        self.after_ack_at: list[float] = []
         self.enabled = True
         super().__init__(broker, f"ironroom/v1/{site}/{room}/evt/+", persistent=False)
+        self.client.on_publish = self._on_publish
 
     def handle(self, topic: str, payload: bytes) -> None:
         parse_topic(topic)
@@ -177,8 +183,9 @@ class Acker(Collector):
         if ev.id in self.by_id:
             assert self.by_id[ev.id] == payload, f"{ev.id} came back with other bytes"
             self.duplicates += 1
-            if ev.seq <= self.acked.get(ev.boot, 0):
+            if ev.seq <= self.confirmed.get(ev.boot, 0):
                 self.after_ack.append(ev.id)
+                self.after_ack_at.append(time.monotonic())
             return
         self.by_id[ev.id] = payload
         self.order.append(ev.id)
@@ -194,7 +201,13 @@ class Acker(Collector):
                 self.command_key, site=self.site, room=self.room,
                 controller=ev.controller, boot=ev.boot, seq=top,
             )
-            self.client.publish(t, p, qos=1, retain=True)
+            info = self.client.publish(t, p, qos=1, retain=True)
+            self._ack_mids[info.mid] = (ev.boot, top)
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        boot_seq = self._ack_mids.pop(mid, None)
+        if boot_seq is not None and boot_seq[1] > self.confirmed.get(boot_seq[0], 0):
+            self.confirmed[boot_seq[0]] = boot_seq[1]
 
     def seqs(self, boot: int) -> list[int]:
         return sorted(int(i.split(":")[2]) for i in list(self.by_id) if int(i.split(":")[1]) == boot)

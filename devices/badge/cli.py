@@ -63,8 +63,7 @@ def run(
     if profile == "internal-auth":
         if not key_file:
             return fail(
-                "--profile internal-auth needs --key-file FILE (the site master key, 32 hex "
-                "digits)"
+                "--profile internal-auth needs --key-file FILE (the site master key, 32 hex digits)"
             )
         try:
             master_key = load_master_key(key_file)

@@ -27,6 +27,7 @@ the rest of the project runs where pyscard is not installed.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -227,10 +228,9 @@ def read_badge(
 
 def _scard() -> ModuleType:
     try:
-        from smartcard import scard
+        return importlib.import_module("smartcard.scard")
     except ImportError as exc:  # also raised when libpcsclite itself is missing
         raise BadgeError(_NO_PYSCARD) from exc
-    return scard
 
 
 def _hr(value: int) -> int:
@@ -287,9 +287,8 @@ def list_readers() -> list[str]:
 
 
 def _connect(reader: str) -> Any:
-    from smartcard.pcsc.PCSCReader import PCSCReader
-
-    connection = PCSCReader(reader).createConnection()
+    pcsc_reader = importlib.import_module("smartcard.pcsc.PCSCReader")
+    connection = pcsc_reader.PCSCReader(reader).createConnection()
     try:
         connection.connect()
     except BaseException:
@@ -327,6 +326,9 @@ class BadgeWatcher:
     named reader (or, with ``readers=None``, any reader) is missing. Later pcscd restarts
     are ridden out: the watcher reconnects on its own.
 
+    ``rng`` makes the challenges (default ``os.urandom``); ``poll_interval`` bounds how long
+    :meth:`stop` may wait for the thread (insertions are reported as they happen).
+
     A card that accepts a command and never answers blocks its reader until it is pulled
     away (vpcd has no timeout; real readers give up by themselves).
     """
@@ -345,6 +347,8 @@ class BadgeWatcher:
         poll_interval: float = 0.5,
     ) -> None:
         check_profile(profile, allow_uid_only=allow_uid_only, master_key=master_key)
+        if readers is not None and not readers:
+            raise ValueError("readers: name at least one PC/SC reader, or pass None for all")
         self.readers = list(readers) if readers is not None else None
         self.profile = profile
         self.cipher = check_cipher(cipher)
@@ -374,8 +378,8 @@ class BadgeWatcher:
                     raise NoReader(None, available)
             else:
                 missing = [name for name in self.readers if name not in available]
-                if missing or not self.readers:
-                    raise NoReader(missing or self.readers, available)
+                if missing:
+                    raise NoReader(missing, available)
         except BaseException:
             _release(scard, context)
             raise
@@ -398,11 +402,13 @@ class BadgeWatcher:
                 scard.SCardCancel(self._context)  # wakes a pending status wait
         thread.join(timeout)
         if thread.is_alive():
+            # Keep the thread: it still owns its PC/SC context, and start() must not race it.
             log.warning(
                 "badge watcher still busy after %.1f s: a card that does not answer holds "
                 "its reader until it is removed",
                 timeout,
             )
+            return
         self._thread = None
 
     @property

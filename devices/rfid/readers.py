@@ -23,7 +23,7 @@ from typing import Literal, Protocol, Self
 import serial
 
 from devices.rfid import m100, rdm6300
-from devices.rfid.errors import ConfigError, ReaderIOError
+from devices.rfid.errors import ConfigError, ReaderIOError, RfidError
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +170,12 @@ class _SerialReader:
                 if self._ser is None:
                     try:
                         self._ser = self._open()
-                    except ReaderIOError as exc:
+                    except RfidError as exc:
                         self._report(exc)
                         self._stop.wait(delay)
                         delay = min(delay * 2, self._retry_max_s)
                         continue
-                    delay = self._retry_initial_s
+                opened = time.monotonic()
                 try:
                     self._session(self._ser)
                 except OSError as exc:  # pyserial's SerialException is an OSError
@@ -184,6 +184,11 @@ class _SerialReader:
                     self._close()
                     if given:
                         break
+                    # A port that opens but fails at once must not be hammered in a loop.
+                    if time.monotonic() - opened > self._retry_max_s:
+                        delay = self._retry_initial_s
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, self._retry_max_s)
         finally:
             self._close()
 

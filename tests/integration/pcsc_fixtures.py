@@ -3,24 +3,38 @@
 Uses the pcscd already running (systemd, a developer's shell) or starts ``pcscd
 --foreground`` for the session and stops it afterwards. A machine without pcscd or the
 vpcd driver fails the tests with the packages to install: these tests never skip.
+
+The vpcd readers are one per machine: two test sessions putting cards on them, or one
+stopping the pcscd the other uses, would break each other. The fixture therefore holds an
+exclusive lock file for the whole session; a second session waits for it.
 """
 
 from __future__ import annotations
 
+import fcntl
+import importlib
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 VPCD_READER = "Virtual PCD 00 00"  # vpcd port 35963
 VPCD_READER_2 = "Virtual PCD 00 01"  # vpcd port 35964
 INSTALL = "install them with `apt-get install pcscd vsmartcard-vpcd`"
-_VPCD_DRIVER_GLOBS = ("/usr/lib/pcsc/drivers/**/libifdvpcd.so*", "/usr/lib/*/pcsc/drivers/**/*vpcd*")
+_VPCD_DRIVER_GLOBS = (
+    "/usr/lib/pcsc/drivers/**/libifdvpcd.so*",
+    "/usr/lib/*/pcsc/drivers/**/*vpcd*",
+)
 _START_TIMEOUT = 15.0
+_LOCK_PATH = Path(tempfile.gettempdir()) / "ironroom-vpcd.lock"
+_LOCK_TIMEOUT = 300.0
 
 
 def _pcscd_binary() -> str | None:
@@ -34,9 +48,7 @@ def _pcscd_binary() -> str | None:
 
 
 def _vpcd_installed() -> bool:
-    return any(
-        True for pattern in _VPCD_DRIVER_GLOBS for _ in Path("/").glob(pattern.lstrip("/"))
-    )
+    return any(True for pattern in _VPCD_DRIVER_GLOBS for _ in Path("/").glob(pattern.lstrip("/")))
 
 
 def _readers_or_none() -> list[str] | None:
@@ -56,11 +68,67 @@ def _log_tail(path: Path) -> str:
         return ""
 
 
+class _VpcdLock:
+    """The machine-wide vpcd lock, re-entrant within this process.
+
+    Each test module that imports :func:`pcscd` gets its own instance of the session fixture,
+    so one session may enter twice; the OS releases the lock if the process dies.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._depth = 0
+        self._handle: IO[str] | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._guard:
+            if self._depth == 0:
+                self._handle = self._acquire()
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._depth -= 1
+                if self._depth == 0 and self._handle is not None:
+                    fcntl.flock(self._handle, fcntl.LOCK_UN)
+                    self._handle.close()
+                    self._handle = None
+
+    @staticmethod
+    def _acquire() -> IO[str]:
+        handle = _LOCK_PATH.open("a")
+        deadline = time.monotonic() + _LOCK_TIMEOUT
+        pause = threading.Event()
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return handle
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    handle.close()
+                    pytest.fail(
+                        f"another test session has held the vpcd readers ({_LOCK_PATH}) for "
+                        f"{_LOCK_TIMEOUT:.0f} s",
+                        pytrace=False,
+                    )
+                pause.wait(0.2)
+
+
+_VPCD_LOCK = _VpcdLock()
+
+
 @pytest.fixture(scope="session")
 def pcscd() -> Iterator[list[str]]:
     """Make sure pcscd runs with the vpcd readers; yields the reader names."""
+    with _VPCD_LOCK.held():
+        yield from _pcscd_running()
+
+
+def _pcscd_running() -> Iterator[list[str]]:
     try:
-        import smartcard.scard  # noqa: F401
+        importlib.import_module("smartcard.scard")
     except ImportError as exc:
         pytest.fail(
             f"pyscard is missing ({exc}): install the project with its 'pcsc' extra "
@@ -85,9 +153,7 @@ def pcscd() -> Iterator[list[str]]:
     with tempfile.TemporaryDirectory(prefix="pcscd-") as tmp:
         log_path = Path(tmp) / "pcscd.log"
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [binary, "--foreground"], stdout=log, stderr=subprocess.STDOUT
-            )
+            proc = subprocess.Popen([binary, "--foreground"], stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + _START_TIMEOUT
             while True:
@@ -120,8 +186,7 @@ def pcscd() -> Iterator[list[str]]:
 
 def _reader_state(reader: str, timeout_ms: int, known: int) -> int | None:
     """pcscd's event state for ``reader`` once it differs from ``known``; None on timeout."""
-    from smartcard import scard
-
+    scard = importlib.import_module("smartcard.scard")
     hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
     assert hresult == scard.SCARD_S_SUCCESS, scard.SCardGetErrorMessage(hresult)
     try:
@@ -129,15 +194,16 @@ def _reader_state(reader: str, timeout_ms: int, known: int) -> int | None:
         if hresult == scard.SCARD_E_TIMEOUT:
             return None
         assert hresult == scard.SCARD_S_SUCCESS, scard.SCardGetErrorMessage(hresult)
-        return int(states[0][1]) & ~scard.SCARD_STATE_CHANGED
+        event: int = states[0][1]
+        changed: int = scard.SCARD_STATE_CHANGED
+        return event & ~changed
     finally:
         scard.SCardReleaseContext(context)
 
 
 def card_event_count(reader: str) -> int:
     """pcsc-lite's count of card insertions and removals on ``reader``."""
-    from smartcard import scard
-
+    scard = importlib.import_module("smartcard.scard")
     state = _reader_state(reader, 0, scard.SCARD_STATE_UNAWARE)
     assert state is not None
     return state >> 16
@@ -150,8 +216,7 @@ def wait_for_card_state(
 
     With ``events_after``, also wait until pcscd has counted a card event after that count.
     """
-    from smartcard import scard
-
+    scard = importlib.import_module("smartcard.scard")
     deadline = time.monotonic() + timeout
     state = scard.SCARD_STATE_UNAWARE
     while True:

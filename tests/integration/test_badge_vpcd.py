@@ -254,11 +254,14 @@ class Lines(io.StringIO):
         return self.getvalue().splitlines()
 
 
-def start_cli(*args: object) -> tuple[threading.Thread, threading.Event, Lines, io.StringIO, list]:
+def start_cli(
+    reader: str, profile: str, key_file: str | None
+) -> tuple[threading.Thread, threading.Event, Lines, io.StringIO, list[int]]:
+    """``cli.run`` in a thread until the returned event is set."""
     out, err, stop, result = Lines(), io.StringIO(), threading.Event(), []
 
     def target() -> None:
-        result.append(cli.run(*args, out, err=err, stop=stop))  # type: ignore[arg-type]
+        result.append(cli.run(reader, profile, key_file, "aes", None, out, err=err, stop=stop))
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
@@ -269,7 +272,7 @@ def test_cli_prints_one_json_line_per_card(readers_empty: None, tmp_path: Path) 
     key_file = tmp_path / "master.key"
     key_file.write_text(MASTER.hex() + "\n")
     key_file.chmod(0o600)
-    thread, stop, out, err, result = start_cli(VPCD_READER, "internal-auth", str(key_file), "aes", None)
+    thread, stop, out, err, result = start_cli(VPCD_READER, "internal-auth", str(key_file))
     with VirtualCard(UID, master_key=MASTER):
         out.wait_lines(1)
     assert wait_for_card_state(VPCD_READER, present=False, timeout=WAIT)

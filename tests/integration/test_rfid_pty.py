@@ -7,14 +7,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 import pytest
+import serial
 
 from devices.rfid import cli
+from devices.rfid.errors import ConfigError
 from devices.rfid.m100 import encode_m100_error
 from devices.rfid.presence import PresenceChange, PresenceTracker
-from devices.rfid.readers import M100Reader, Rdm6300Reader
+from devices.rfid.readers import M100Reader, Rdm6300Reader, open_reader
 from simulators.rfid import M100Sim, Rdm6300Sim
 
 pytestmark = pytest.mark.timeout(30)
@@ -284,6 +286,36 @@ def test_start_fails_fast_on_a_missing_port(tmp_path: Path) -> None:
     assert not reader.running
 
 
+def test_reader_on_a_port_object_leaves_it_open() -> None:
+    events = Events()
+    with Rdm6300Sim(seed=13, frame_interval_s=0.02) as sim:
+        sim.put(CARD)
+        port = serial.serial_for_url(sim.port, baudrate=9600, timeout=0.05)
+        try:
+            reader = Rdm6300Reader(port, on_read=events.on_read, on_error=events.on_error)
+            with reader:
+                events.wait(lambda: events.tags() == {CARD}, "a read")
+            assert port.is_open
+            # A port object cannot be reopened: its failure ends the reader.
+            reader.start()
+            sim.stop()
+            events.wait(lambda: len(events.errors) == 1, "the failure reported")
+            eventually(lambda: not reader.running, what="the reader thread ending")
+            reader.stop()
+        finally:
+            port.close()
+
+
+def test_open_reader_factory() -> None:
+    reader = open_reader("M100", "/dev/null", on_read=lambda *a: None, mode="multi")
+    assert isinstance(reader, M100Reader) and reader.mode == "multi"
+    assert isinstance(open_reader("rdm6300", "/dev/null", on_read=print), Rdm6300Reader)
+    with pytest.raises(ConfigError, match="em4100"):
+        open_reader("em4100", "/dev/null", on_read=print)
+    with pytest.raises(ValueError):
+        M100Reader("/dev/null", on_read=print, mode="burst")  # type: ignore[arg-type]
+
+
 # Installer CLI
 
 
@@ -328,7 +360,9 @@ def cli_run() -> Iterator[Callable[[str, str], tuple[Lines, Callable[[], int]]]]
     def start(driver: str, port: str) -> tuple[Lines, Callable[[], int]]:
         out, clock, result = Lines(), Clock(), []
         thread = threading.Thread(
-            target=lambda: result.append(cli.run(driver, port, 60.0, out, clock=clock))
+            target=lambda: result.append(
+                cli.run(driver, port, 60.0, cast(TextIO, out), clock=clock)
+            )
         )
         thread.start()
         threads.append(thread)

@@ -124,7 +124,9 @@ def write_key(path: Path, text: str, mode: int = 0o600) -> Path:
     return path
 
 
-def test_load_master_key_tolerates_whitespace(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_load_master_key_tolerates_whitespace(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     spaced = " 2b7e1516 28aed2a6\n\tabf71588 09cf4f3c \n"
     path = write_key(tmp_path / "master.key", spaced)
     with caplog.at_level(logging.WARNING):
@@ -219,9 +221,7 @@ def test_t0_status_words_61xx_and_6cxx_are_followed() -> None:
             response[10:] + SW_OK,
         ]
     )
-    result = read_badge(
-        connection, profile="internal-auth", master_key=MASTER, rng=fixed_challenge
-    )
+    result = read_badge(connection, profile="internal-auth", master_key=MASTER, rng=fixed_challenge)
     assert result.auth == "verified", result.error
     assert connection.sent == [
         GET_UID,
@@ -350,6 +350,8 @@ def test_uid_profile_must_be_switched_on_explicitly() -> None:
         BadgeWatcher(profile="uid", on_badge=ignore)
     with pytest.raises(ValueError, match="master key"):
         BadgeWatcher(profile="internal-auth", on_badge=ignore)
+    with pytest.raises(ValueError, match="at least one"):
+        BadgeWatcher(readers=[], profile="internal-auth", master_key=MASTER, on_badge=ignore)
     watcher = BadgeWatcher(profile="uid", on_badge=ignore, allow_uid_only=True)
     assert watcher.profile == "uid" and not watcher.running
 

@@ -1,5 +1,6 @@
 """PresenceTracker: missed rounds, timeouts, duplicates and cross-reads, table-driven."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ Change = tuple[str, str, str]  # (kind, reader, epc)
 def rounds(
     n: int,
     t0: float,
-    heard: dict[str, dict[str, int | None]],
+    heard: Mapping[str, Mapping[str, int | None]],
     readers: tuple[str, ...] = ("A",),
     dt: float = 0.1,
     dup: int = 1,
