@@ -145,7 +145,7 @@ class Controller:
 
     # -- plumbing ---------------------------------------------------------------------
 
-    def _emit(self, type_: str, data: dict[str, Any], ts: datetime | None = None) -> None:
+    def _emit(self, type_: str, data: dict[str, Any], ts: datetime | str | None = None) -> None:
         """Make and sign one event (under the state lock); written by :meth:`_flush`."""
         self.seq += 1
         topic, payload = make_event(
@@ -274,6 +274,7 @@ class Controller:
                     "point": alarm.point,
                     "severity": alarm.severity,
                 },
+                alarm.raised,
             )
 
     def _drive_outputs(self) -> None:

@@ -69,10 +69,15 @@ class Bridge:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(cfg.data_dir / "outbox.sqlite3")
         self.boot = self.outbox.next_boot()
+        #: rows made by earlier boots (possibly already with the tracker) end here
+        self.earlier_rows = self.outbox.rowid_range()[1]
         self._stop = threading.Event()
         self._closers: list[Callable[[], None]] = []
         self.inputs: dict[str, Input] = {}
         self.link: Link | None = None
+        #: counters for simulators and health checks
+        self.badge_reads = 0
+        self.ticks = 0
 
         self.siren: Output | None = None
         self.led: Output | None = None
@@ -150,6 +155,7 @@ class Bridge:
             on_command=self._on_command,
             on_ack=self._on_ack,
             on_connection=lambda up: ctl._drive_led(),
+            seen_before=self.earlier_rows,
         )
         self.link.state_provider = ctl.state_message
         ctl.on_events = self.link.notify
@@ -199,6 +205,7 @@ class Bridge:
             self._closers.append(watcher.stop)
 
     def _on_badge(self, reader: str, presentation: Any) -> None:
+        self.badge_reads += 1
         if not presentation.uid:
             # Nothing to identify: a card pulled away mid-read, or not a badge at all.
             log.warning("badge reader %s: unreadable card (%s)", reader, presentation.error)
@@ -236,6 +243,7 @@ class Bridge:
             for inp in self.inputs.values():
                 inp.poll()
             self.controller.tick()
+            self.ticks += 1
             mono = self.clock.monotonic()
             if self.link is not None and self.link.connected and mono - last_beat >= self.cfg.heartbeat_s:
                 last_beat = mono

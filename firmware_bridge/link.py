@@ -43,6 +43,7 @@ class Link:
         on_ack: Callable[[str, bytes], tuple[int, int] | None],
         on_connection: Callable[[bool], None] = lambda up: None,
         client_id: str | None = None,
+        seen_before: int = 0,
     ) -> None:
         self.cfg = cfg
         self.outbox = outbox
@@ -60,7 +61,8 @@ class Link:
         self._acked: dict[int, int] = {}
         # Rows up to here may have reached the tracker: earlier boots' rows now, and
         # every row this process sends from then on.
-        self._seen_high = outbox.rowid_range()[1]
+        self._seen_high = seen_before
+        self._grace_high = seen_before
         self._to_prune: dict[int, int] = {}
         self._early: set[int] = set()
         self._cursor = {True: 0, False: 0}
@@ -71,7 +73,7 @@ class Link:
         self._state_dirty = threading.Event()
         self._ack_seen = threading.Event()
         self._now = time.monotonic
-        self._last_progress = self._now()
+        self._outstanding_since: float | None = None
         self._resend_after = cfg.mqtt.resend_s
 
         v5 = cfg.mqtt.protocol == "5"
@@ -166,8 +168,9 @@ class Link:
             self._cursor = {True: 0, False: 0}
             self._epoch += 1
             self._dirty = True
-            self._last_progress = self._now()
+            self._outstanding_since = None
             self._ack_seen.clear()
+            self._grace_high = self._seen_high
             self._connected_at = self._now()
             self._connected.set()
             self._state_dirty.set()
@@ -224,27 +227,31 @@ class Link:
                 if self._stop.is_set():
                     return
                 epoch = self._epoch
-            # After a (re)connect, events sent before (by an earlier connection or an
-            # earlier boot) may already be acknowledged: wait for the retained ack so
-            # they are pruned rather than sent again.
-            grace_left = ACK_GRACE_S - (self._now() - self._connected_at)
-            if grace_left > 0 and not self._ack_seen.is_set():
-                lowest, _ = self.outbox.rowid_range()
-                if 0 < lowest <= self._seen_high:
-                    self._ack_seen.wait(grace_left)
-            with self._wake:
-                self._dirty = False
             self._prune()
             if self._state_dirty.is_set() and self.state_provider is not None:
                 self._state_dirty.clear()
                 topic, payload = self.state_provider()
                 self.client.publish(topic, payload, qos=1, retain=True)
+            if self._in_ack_grace():
+                self._ack_seen.wait(0.05)
+                continue
+            with self._wake:
+                self._dirty = False
             try:
                 self._send_batch(epoch)
             except Exception:
                 log.exception("sending from the outbox failed; retrying")
                 self._stop.wait(1.0)
                 self.notify()
+
+    def _in_ack_grace(self) -> bool:
+        """Right after a (re)connect, events sent before (by an earlier connection or an
+        earlier boot) may already be acknowledged: hold them until the retained ack
+        has come (or a few seconds passed), so they are pruned rather than sent again."""
+        if self._ack_seen.is_set() or self._now() - self._connected_at >= ACK_GRACE_S:
+            return False
+        lowest, _ = self.outbox.rowid_range()
+        return 0 < lowest <= self._grace_high
 
     def _record_ack(self, boot: int, seq: int) -> None:
         """Note a verified ack (network thread: cheap, no disk). The sender prunes the
@@ -253,7 +260,8 @@ class Link:
             if seq > self._acked.get(boot, 0):
                 self._acked[boot] = seq
                 self._to_prune[boot] = seq
-                self._last_progress = self._now()
+                if self._outstanding_since is not None:
+                    self._outstanding_since = self._now()
                 self._resend_after = self.cfg.mqtt.resend_s
                 self._dirty = True
                 self._wake.notify()
@@ -268,16 +276,16 @@ class Link:
         # QoS 1 only reaches the broker; if no ack came for a while although events are
         # waiting, send them all again (the tracker drops identical duplicates). The
         # interval doubles while nothing answers, up to an hour. Called with _wake held.
-        if not self.connected or self._now() - self._last_progress < self._resend_after:
+        since = self._outstanding_since
+        if not self.connected or since is None or self._now() - since < self._resend_after:
             return
-        self._last_progress = self._now()
+        self._outstanding_since = None
         self._resend_after = min(self._resend_after * 2, 3600.0)
-        if self._cursor[True] or self._cursor[False]:
-            if self.outbox.depth():
-                log.info("no ack for a while: resending the outbox")
-                self._cursor = {True: 0, False: 0}
-                self._epoch += 1
-                self._dirty = True
+        if self.outbox.depth():
+            log.info("no ack for %.0f s: resending the outbox", self._now() - since)
+            self._cursor = {True: 0, False: 0}
+            self._epoch += 1
+            self._dirty = True
 
     def _send_batch(self, epoch: int) -> None:
         # Alarms first, then everything else, each in creation order.
@@ -305,6 +313,8 @@ class Link:
                         self._inflight.add(info.mid)
                     self._cursor[alarm] = row.rowid
                     self._seen_high = max(self._seen_high, row.rowid)
+                    if self._outstanding_since is None:
+                        self._outstanding_since = self._now()
                 self.sent += 1
             if len(rows) == room:
                 self.notify()  # more to come

@@ -171,6 +171,7 @@ class Acker(Collector):
         # on the controller can know it
         self.confirmed: dict[int, int] = {}
         self._ack_mids: dict[int, tuple[int, int]] = {}
+        self._seqs: dict[int, set[int]] = {}
         self.after_ack: list[str] = []  # ids received again after an ack covered them
         self.after_ack_at: list[float] = []
         self.enabled = True
@@ -189,9 +190,10 @@ class Acker(Collector):
             return
         self.by_id[ev.id] = payload
         self.order.append(ev.id)
+        self._seqs.setdefault(ev.boot, set()).add(ev.seq)
         if not self.enabled:
             return
-        seqs = {int(i.split(":")[2]) for i in self.by_id if int(i.split(":")[1]) == ev.boot}
+        seqs = self._seqs[ev.boot]
         top = self.acked.get(ev.boot, 0)
         while top + 1 in seqs:
             top += 1
@@ -210,4 +212,4 @@ class Acker(Collector):
             self.confirmed[boot_seq[0]] = boot_seq[1]
 
     def seqs(self, boot: int) -> list[int]:
-        return sorted(int(i.split(":")[2]) for i in list(self.by_id) if int(i.split(":")[1]) == boot)
+        return sorted(self._seqs.get(boot, ()))

@@ -358,6 +358,7 @@ def test_uid_profile_must_be_switched_on_explicitly() -> None:
 
 def test_missing_pyscard_is_a_clear_badge_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "smartcard", None)
+    monkeypatch.setitem(sys.modules, "smartcard.scard", None)
     with pytest.raises(BadgeError, match="pip install"):
         list_readers()
 
