@@ -267,7 +267,7 @@ def check_broker_url(url: str, where: str) -> None:
             f"{where}: broker must look like mqtt://host:1883 or mqtts://host:8883, got {url!r}"
         )
     try:
-        parts.port
+        _ = parts.port
     except ValueError:
         raise ConfigError(f"{where}: bad port in {url!r}") from None
 
@@ -336,17 +336,23 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
 
     h = top.table("hours")
     timezone = h.str("timezone", "Asia/Shanghai")
-    weekly_raw = {d: h.data[d] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun") if d in h.data}
+    weekly_raw = {
+        d: h.data[d] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun") if d in h.data
+    }
     h.used.update(weekly_raw)
     if not weekly_raw:
-        weekly_raw = {d: ["08:30-12:00", "13:30-17:30"] for d in ("mon", "tue", "wed", "thu", "fri")}
+        weekly_raw = {
+            d: ["08:30-12:00", "13:30-17:30"] for d in ("mon", "tue", "wed", "thu", "fri")
+        }
     h.used.update(("holidays", "workdays", "makeup"))
     calendar = Calendar(
         timezone=timezone,
         weekly=parse_weekly(weekly_raw, h.where),
         holidays=parse_dates(h.data.get("holidays", []), f"{h.where}.holidays"),
         workdays=parse_dates(h.data.get("workdays", []), f"{h.where}.workdays"),
-        makeup_hours=parse_spans(h.data["makeup"], f"{h.where}.makeup") if "makeup" in h.data else None,
+        makeup_hours=parse_spans(h.data["makeup"], f"{h.where}.makeup")
+        if "makeup" in h.data
+        else None,
     )
     try:
         calendar.zone  # noqa: B018
@@ -375,7 +381,9 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
     critical = a._get("critical", list(CRITICAL_BY_DEFAULT), (list,), "a list of causes")
     for cause in list(siren_causes) + list(critical):
         if cause not in CONTROLLER_CAUSES:
-            raise ConfigError(f"{a.where}: unknown alarm cause {cause!r}; use {list(CONTROLLER_CAUSES)}")
+            raise ConfigError(
+                f"{a.where}: unknown alarm cause {cause!r}; use {list(CONTROLLER_CAUSES)}"
+            )
     default_debounce = a.num("debounce_ms", 20, lo=0, hi=5000) / 1000
     alarms = AlarmCfg(held_open_s=held, siren_causes=tuple(siren_causes), critical=tuple(critical))
     a.done()
@@ -408,7 +416,9 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
         except TopicError as exc:
             raise ConfigError(f"{t.where}.point: {exc}") from None
         if kind not in SENSOR_KINDS:
-            raise ConfigError(f"{t.where}.point: {point!r} is not an input kind {list(SENSOR_KINDS)}")
+            raise ConfigError(
+                f"{t.where}.point: {point!r} is not an input kind {list(SENSOR_KINDS)}"
+            )
         inputs.append(
             InputCfg(
                 point=point,

@@ -222,7 +222,11 @@ class Controller:
             for cause in causes:
                 self._raise(cause, point, now, emit=False)
             self._drive_outputs()
-            self._emit("sensor.changed", {"point": point, "kind": kind, "state": state_word(kind, active)}, now)
+            self._emit(
+                "sensor.changed",
+                {"point": point, "kind": kind, "state": state_word(kind, active)},
+                now,
+            )
             self._emit_raised()
             if kind in ("door", "window", "cabinet"):
                 if active:
@@ -346,7 +350,9 @@ class Controller:
         with self._lock:
             for point, ep in self._episodes.items():
                 limit = self.cfg.alarms.held_open_s.get(self.kinds[point], 0.0)
-                for cause in causes_while_active(self._situation(point, now), mono - ep.since, limit):
+                for cause in causes_while_active(
+                    self._situation(point, now), mono - ep.since, limit
+                ):
                     if cause not in ep.raised:
                         ep.raised.add(cause)
                         self._raise(cause, point, now)
@@ -370,7 +376,11 @@ class Controller:
             lock.lock()
         self._emit(
             "lock.changed",
-            {"point": f"lock:{cabinet}", "state": "unlocked" if unlocked else "locked", "reason": reason},
+            {
+                "point": f"lock:{cabinet}",
+                "state": "unlocked" if unlocked else "locked",
+                "reason": reason,
+            },
         )
         self._changed()
 
@@ -520,10 +530,18 @@ class Controller:
         return Calendar(
             timezone=p.get("timezone", cal.timezone),
             weekly=parse_weekly(p["hours"], "policy.hours") if "hours" in p else cal.weekly,
-            holidays=parse_dates(p["holidays"], "policy.holidays") if "holidays" in p else cal.holidays,
-            workdays=parse_dates(p["workdays"], "policy.workdays") if "workdays" in p else cal.workdays,
-            makeup_hours=parse_spans(p["makeup"], "policy.makeup") if "makeup" in p else cal.makeup_hours,
-            grants=parse_grants(p["extended"], "policy.extended") if "extended" in p else cal.grants,
+            holidays=parse_dates(p["holidays"], "policy.holidays")
+            if "holidays" in p
+            else cal.holidays,
+            workdays=parse_dates(p["workdays"], "policy.workdays")
+            if "workdays" in p
+            else cal.workdays,
+            makeup_hours=parse_spans(p["makeup"], "policy.makeup")
+            if "makeup" in p
+            else cal.makeup_hours,
+            grants=parse_grants(p["extended"], "policy.extended")
+            if "extended" in p
+            else cal.grants,
         )
 
     def apply_policy(self, update: dict[str, Any]) -> None:
@@ -564,10 +582,11 @@ class Controller:
     def state_message(self) -> tuple[str, bytes]:
         with self._lock:
             data = {
-                "points": {
-                    p: state_word(self.kinds[p], a) for p, a in sorted(self.points.items())
-                }
-                | {f"lock:{c}": ("locked" if lk.locked else "unlocked") for c, lk in self.locks.items()},
+                "points": {p: state_word(self.kinds[p], a) for p, a in sorted(self.points.items())}
+                | {
+                    f"lock:{c}": ("locked" if lk.locked else "unlocked")
+                    for c, lk in self.locks.items()
+                },
                 "armed": self.armed,
                 "siren": self._siren_on,
                 "alarms": [a.as_dict() for a in self.alarms.values()],

@@ -65,7 +65,9 @@ class Bridge:
             self.command_key = read_key(cfg.command_key_file, "command key file")
         else:
             self.command_key = self.key
-        self.pin_factory = pin_factory if pin_factory is not None else make_pin_factory(cfg.pin_factory)
+        self.pin_factory = (
+            pin_factory if pin_factory is not None else make_pin_factory(cfg.pin_factory)
+        )
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(cfg.data_dir / "outbox.sqlite3")
         self.boot = self.outbox.next_boot()
@@ -91,7 +93,11 @@ class Bridge:
         self.locks: dict[str, Lock] = {}
         for lk in cfg.locks:
             lock = Lock(
-                lk.point, lk.pin, pin_factory=self.pin_factory, active_high=lk.active_high, fail=lk.fail
+                lk.point,
+                lk.pin,
+                pin_factory=self.pin_factory,
+                active_high=lk.active_high,
+                fail=lk.fail,
             )
             self._closers.append(lock.close)
             self.locks[lk.cabinet] = lock
@@ -128,7 +134,9 @@ class Bridge:
         p = self.cfg.presence
         trackers: dict[str, Any] = {}
         shared = PresenceTracker(
-            missing_rounds=p.missing_rounds, window_rounds=p.window_rounds, hysteresis_db=p.hysteresis_db
+            missing_rounds=p.missing_rounds,
+            window_rounds=p.window_rounds,
+            hysteresis_db=p.hysteresis_db,
         )
         for r in self.cfg.rfid:
             if r.reader.startswith("cabinet:"):
@@ -163,7 +171,10 @@ class Bridge:
         self.link.start()
         log.info(
             "bridge %s started: boot %d, %d points, broker %s",
-            self.cfg.controller, self.boot, len(self.inputs), self.cfg.mqtt.broker,
+            self.cfg.controller,
+            self.boot,
+            len(self.inputs),
+            self.cfg.mqtt.broker,
         )
 
     def _start_readers(self) -> None:
@@ -190,7 +201,6 @@ class Bridge:
         from devices.badge.crypto import load_master_key
         from devices.badge.pcsc import BadgeWatcher
 
-        ctl = self.controller
         for b in self.cfg.badges:
             key = load_master_key(b.master_key_file) if b.master_key_file else None
             watcher = BadgeWatcher(
@@ -245,7 +255,11 @@ class Bridge:
             self.controller.tick()
             self.ticks += 1
             mono = self.clock.monotonic()
-            if self.link is not None and self.link.connected and mono - last_beat >= self.cfg.heartbeat_s:
+            if (
+                self.link is not None
+                and self.link.connected
+                and mono - last_beat >= self.cfg.heartbeat_s
+            ):
                 last_beat = mono
                 self.controller.heartbeat()
             stop.wait(TICK_S)

@@ -55,7 +55,9 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise HoursError(f"unknown time zone {name!r} (an IANA name like 'Asia/Shanghai')") from None
+        raise HoursError(
+            f"unknown time zone {name!r} (an IANA name like 'Asia/Shanghai')"
+        ) from None
 
 
 def parse_spans(value: object, where: str) -> tuple[Span, ...]:

@@ -177,7 +177,9 @@ class Link:
             self._wake.notify()
         self.on_connection(True)
 
-    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
         was = self.connected
         self._connected.clear()
         with self._wake:
@@ -219,7 +221,8 @@ class Link:
         while not self._stop.is_set():
             with self._wake:
                 while not self._stop.is_set() and not (
-                    self.connected and (self._dirty or self._state_dirty.is_set())
+                    self.connected
+                    and (self._dirty or self._state_dirty.is_set())
                     and len(self._inflight) < WINDOW
                 ):
                     self._wake.wait(0.5)

@@ -83,7 +83,8 @@ class Outbox:
     def put(self, key: str, value: Any) -> None:
         with self._lock, self._tx():
             self._db.execute(
-                "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, sort_keys=True))
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                (key, json.dumps(value, sort_keys=True)),
             )
 
     # -- events -----------------------------------------------------------------------

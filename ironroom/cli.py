@@ -1,14 +1,14 @@
 """``ironroom``: the one command of the project.
 
-    ironroom bridge --config FILE [--broker URL] [--key-file FILE] [--data-dir DIR]
-    ironroom devices rfid --driver rdm6300|m100 --port URL [--seconds N]
-    ironroom devices badge [--reader NAME] --profile uid|internal-auth [--key-file FILE]
-                           [--cipher aes|sm4] [--seconds N]
-    ironroom sim room [--config FILE] --scenario NAME [--broker URL] [--key-file FILE]
-                      [--data-dir DIR] [--seconds N]
-    ironroom sim card --uid HEX [--key-file FILE] [--cipher aes|sm4] [--port N]
-    ironroom keys generate FILE
-    ironroom demo
+ironroom bridge --config FILE [--broker URL] [--key-file FILE] [--data-dir DIR]
+ironroom devices rfid --driver rdm6300|m100 --port URL [--seconds N]
+ironroom devices badge [--reader NAME] --profile uid|internal-auth [--key-file FILE]
+                       [--cipher aes|sm4] [--seconds N]
+ironroom sim room [--config FILE] --scenario NAME [--broker URL] [--key-file FILE]
+                  [--data-dir DIR] [--seconds N]
+ironroom sim card --uid HEX [--key-file FILE] [--cipher aes|sm4] [--port N]
+ironroom keys generate FILE
+ironroom demo
 """
 
 from __future__ import annotations
@@ -128,7 +128,10 @@ def cmd_sim_room(args: argparse.Namespace) -> int:
 
     scenario = SCENARIOS.get(args.scenario)
     if scenario is None:
-        print(f"ironroom: unknown scenario {args.scenario!r}; have {sorted(SCENARIOS)}", file=sys.stderr)
+        print(
+            f"ironroom: unknown scenario {args.scenario!r}; have {sorted(SCENARIOS)}",
+            file=sys.stderr,
+        )
         return 2
     if args.broker:
         check_broker_url(args.broker, "--broker")
@@ -196,7 +199,9 @@ def cmd_devices_badge(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from simulators.demo import run_demo
 
-    return run_demo(port=args.port, data_dir=Path(args.data_dir), scenario=args.scenario, seconds=args.seconds)
+    return run_demo(
+        port=args.port, data_dir=Path(args.data_dir), scenario=args.scenario, seconds=args.seconds
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,14 +9,14 @@ from protocol.canonical import canonical
 from protocol.envelope import (
     Command,
     Event,
+    decode_ack,
     decode_command,
     decode_event,
+    decode_state,
     make_ack,
     make_command,
     make_event,
     make_state,
-    decode_ack,
-    decode_state,
 )
 from protocol.errors import (
     BadSignature,

@@ -134,9 +134,9 @@ def make_command(
     return topic, _seal(key, topic, envelope)
 
 
-def make_ack(key: bytes, *, site: str, room: str, controller: str, boot: int, seq: int) -> tuple[
-    str, bytes
-]:
+def make_ack(
+    key: bytes, *, site: str, room: str, controller: str, boot: int, seq: int
+) -> tuple[str, bytes]:
     topic = topics.ack_topic(site, room)
     return topic, _seal(key, topic, {"controller": controller, "boot": boot, "seq": seq})
 

@@ -61,7 +61,9 @@ def _opt_string(value: Any) -> None:
 def _int(lo: int, hi: int | None = None) -> Check:
     def check(value: Any) -> None:
         if type(value) is not int or value < lo or (hi is not None and value > hi):
-            _fail(f"expected an integer in [{lo}, {hi if hi is not None else '...'}], got {value!r}")
+            _fail(
+                f"expected an integer in [{lo}, {hi if hi is not None else '...'}], got {value!r}"
+            )
 
     return check
 
@@ -161,7 +163,11 @@ EVENT_TYPES: dict[str, Spec] = {
         {},
         _sensor_state,
     ),
-    "tag.arrived": ({"reader": _cabinet_reader, "epc": _hex}, {"rssi": _opt(_int(-128, 127))}, None),
+    "tag.arrived": (
+        {"reader": _cabinet_reader, "epc": _hex},
+        {"rssi": _opt(_int(-128, 127))},
+        None,
+    ),
     "tag.departed": ({"reader": _cabinet_reader, "epc": _hex}, {}, None),
     "tag.seen": (
         {"reader": _one_of("portal", "desk"), "epc": _hex, "rssi": _opt(_int(-128, 127))},
@@ -236,7 +242,9 @@ COMMAND_TYPES: dict[str, Spec] = {
             "hours": _object,
             "holidays": _string_list,
             "workdays": _string_list,
-            "extended": lambda v: None if isinstance(v, list) else _fail("extended: expected a list"),
+            "extended": lambda v: (
+                None if isinstance(v, list) else _fail("extended: expected a list")
+            ),
             "cabinets": _object,
             "reset_badges": _string_list,
             "timezone": _string,

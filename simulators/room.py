@@ -141,7 +141,9 @@ class SimulatedRoom:
         rfid = []
         for i, r in enumerate(cfg.rfid):
             if r.port == "sim":
-                sim: Any = M100Sim(seed=seed + i) if r.driver == "m100" else Rdm6300Sim(seed=seed + i)
+                sim: Any = (
+                    M100Sim(seed=seed + i) if r.driver == "m100" else Rdm6300Sim(seed=seed + i)
+                )
                 sim.start()
                 self.sims[r.reader] = sim
                 r = replace(r, port=sim.port)
@@ -165,7 +167,9 @@ class SimulatedRoom:
     def start(self) -> None:
         """Start the bridge and its rule loop (in a thread of its own)."""
         self.bridge.start()
-        self._loop = threading.Thread(target=self.bridge.run, args=(self._stop,), name="bridge-loop")
+        self._loop = threading.Thread(
+            target=self.bridge.run, args=(self._stop,), name="bridge-loop"
+        )
         self._loop.start()
 
     def present_badge(self, reader: str, uid: str, *, behaviour: str = "ok") -> Any:

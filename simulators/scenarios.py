@@ -129,11 +129,13 @@ class ScenarioRunner:
         *,
         commander: Commander | None = None,
         step_timeout: float = 5.0,
+        pace_s: float = 0.0,
     ) -> None:
         self.room = room
         self.scenario = scenario
         self.commander = commander
         self.step_timeout = step_timeout
+        self.pace_s = pace_s  # real seconds between steps, so a person can follow
         self.done = threading.Event()
         self.stop = threading.Event()
         self.steps_done = 0
@@ -158,7 +160,7 @@ class ScenarioRunner:
         try:
             self.settle()
             for step in self.scenario.steps:
-                if self.stop.is_set():
+                if self.stop.wait(self.pace_s if self.steps_done else 0):
                     return
                 when = local_start(self.room.cfg, self.scenario.day, step.at)
                 self.room.clock.advance_to(when)  # type: ignore[attr-defined]
@@ -219,7 +221,9 @@ class ScenarioRunner:
             sim.put(step.value)
             wait_for(lambda: step.value in ctl.present_tags(step.target), self.step_timeout, "desk")
             sim.take(step.value)
-            wait_for(lambda: step.value not in ctl.present_tags(step.target), self.step_timeout, "desk")
+            wait_for(
+                lambda: step.value not in ctl.present_tags(step.target), self.step_timeout, "desk"
+            )
         elif step.action == "toggle":
             for _ in range(int(step.value)):
                 if self.stop.is_set():

@@ -47,7 +47,9 @@ class Mosquitto:
     def __init__(self, workdir: Path, *, persistence: bool = False) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
-            pytest.fail("mosquitto is not installed: run `make install` (apt-get install mosquitto)")
+            pytest.fail(
+                "mosquitto is not installed: run `make install` (apt-get install mosquitto)"
+            )
         self.binary = binary
         self.port = free_port()
         self.workdir = workdir
@@ -200,8 +202,12 @@ class Acker(Collector):
         if top > self.acked.get(ev.boot, 0):
             self.acked[ev.boot] = top
             t, p = make_ack(
-                self.command_key, site=self.site, room=self.room,
-                controller=ev.controller, boot=ev.boot, seq=top,
+                self.command_key,
+                site=self.site,
+                room=self.room,
+                controller=ev.controller,
+                boot=ev.boot,
+                seq=top,
             )
             info = self.client.publish(t, p, qos=1, retain=True)
             self._ack_mids[info.mid] = (ev.boot, top)

@@ -15,7 +15,6 @@ import pytest
 from protocol.envelope import decode_event
 from protocol.signing import parse_key, verify
 from simulators.scenarios import DESK_TAG, FOLDER_1, FOLDER_2, FOLDER_3, SECRETARY
-from tests.integration.pcsc_fixtures import pcscd  # noqa: F401
 from tests.support import Mosquitto, wait_until
 
 IRONROOM = [sys.executable, "-m", "ironroom.cli"]
@@ -33,8 +32,20 @@ class Sub:
         # stdbuf: mosquitto_sub's stdout is a file here, line-buffer it
         stdbuf = shutil.which("stdbuf")
         self.proc = subprocess.Popen(
-            [*([stdbuf, "-oL"] if stdbuf else []), binary, "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-t", "ironroom/#",
-             "-F", "%t\t%r\t%x"],
+            [
+                *([stdbuf, "-oL"] if stdbuf else []),
+                binary,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(broker.port),
+                "-q",
+                "1",
+                "-t",
+                "ironroom/#",
+                "-F",
+                "%t\t%r\t%x",
+            ],
             stdout=self._f,
             stderr=subprocess.STDOUT,
         )
@@ -93,21 +104,41 @@ def test_day_scenario_every_event_on_the_wire(tmp_path: Path, broker: Mosquitto,
     wait_until(lambda: broker.proc is not None, 5, "broker")
     # mosquitto_sub has no "subscribed" signal: a retained probe proves the subscription.
     probe = subprocess.run(
-        ["mosquitto_pub", "-p", str(broker.port), "-t", "ironroom/probe", "-m", "x", "-q", "1", "-r"],
+        [
+            "mosquitto_pub",
+            "-p",
+            str(broker.port),
+            "-t",
+            "ironroom/probe",
+            "-m",
+            "x",
+            "-q",
+            "1",
+            "-r",
+        ],
         capture_output=True,
     )
     assert probe.returncode == 0
     wait_until(lambda: any(t == "ironroom/probe" for t, _, _ in sub.lines()), 10, "the probe")
 
     res = run_sim(
-        "--scenario", "day", "--broker", broker.url, "--key-file", str(key_file),
-        "--data-dir", str(tmp_path / "data"), "--seconds", "25",
+        "--scenario",
+        "day",
+        "--broker",
+        broker.url,
+        "--key-file",
+        str(key_file),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--seconds",
+        "25",
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "18 of 18 steps played" in res.stderr, res.stderr[-3000:]
     wait_until(
         lambda: any(t.endswith("/status") and p == b"offline" for t, _, p in sub.lines()),
-        10, "status offline",
+        10,
+        "status offline",
     )
     sub.close()
     lines = sub.lines()
@@ -123,8 +154,11 @@ def test_day_scenario_every_event_on_the_wire(tmp_path: Path, broker: Mosquitto,
     story = [_summary(e) for e in events if e.type != "controller.heartbeat"]
     initial = story[1:4]
     assert sorted(initial) == sorted(
-        [("tag.arrived", "cabinet:c1", FOLDER_1), ("tag.arrived", "cabinet:c1", FOLDER_2),
-         ("tag.arrived", "cabinet:c2", FOLDER_3)]
+        [
+            ("tag.arrived", "cabinet:c1", FOLDER_1),
+            ("tag.arrived", "cabinet:c1", FOLDER_2),
+            ("tag.arrived", "cabinet:c2", FOLDER_3),
+        ]
     )
     badge = ("badge.presented", "cabinet:c1", SECRETARY, "verified")
     unlocked = ("lock.changed", "lock:c1", "unlocked", "command")
@@ -174,13 +208,36 @@ def test_two_runs_two_boots_and_clean_exit(tmp_path: Path, broker: Mosquitto) ->
     data = str(tmp_path / "data")
     boots = []
     for _ in range(2):
-        res = run_sim("--scenario", "after-hours-door", "--broker", broker.url, "--key-file",
-                      str(key_file), "--data-dir", data, "--seconds", "2", "--no-badges")
+        res = run_sim(
+            "--scenario",
+            "after-hours-door",
+            "--broker",
+            broker.url,
+            "--key-file",
+            str(key_file),
+            "--data-dir",
+            data,
+            "--seconds",
+            "2",
+            "--no-badges",
+        )
         assert res.returncode == 0, res.stderr[-2000:]
         out = subprocess.run(
-            ["mosquitto_sub", "-p", str(broker.port), "-t", "ironroom/v1/hq/room-101/+",
-             "-C", "2", "-W", "5", "-F", "%t\t%p"],
-            capture_output=True, text=True,
+            [
+                "mosquitto_sub",
+                "-p",
+                str(broker.port),
+                "-t",
+                "ironroom/v1/hq/room-101/+",
+                "-C",
+                "2",
+                "-W",
+                "5",
+                "-F",
+                "%t\t%p",
+            ],
+            capture_output=True,
+            text=True,
         ).stdout
         got = dict(line.split("\t", 1) for line in out.splitlines())
         assert got["ironroom/v1/hq/room-101/status"] == "offline"
@@ -191,6 +248,7 @@ def test_two_runs_two_boots_and_clean_exit(tmp_path: Path, broker: Mosquitto) ->
 def test_unknown_scenario_and_bad_broker_are_clear_errors(tmp_path: Path) -> None:
     res = run_sim("--scenario", "nope", "--data-dir", str(tmp_path), "--seconds", "1")
     assert res.returncode == 2 and "unknown scenario 'nope'" in res.stderr
-    res = run_sim("--scenario", "day", "--broker", "http://x", "--data-dir", str(tmp_path),
-                  "--seconds", "1")
+    res = run_sim(
+        "--scenario", "day", "--broker", "http://x", "--data-dir", str(tmp_path), "--seconds", "1"
+    )
     assert res.returncode == 2 and "broker must look like" in res.stderr

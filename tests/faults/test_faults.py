@@ -39,10 +39,28 @@ def _fast_config(tmp_path: Path) -> Path:
 def _start_bridge(cfg: Path, broker: Mosquitto, key_file: Path, data: Path, scenario: str):
     log = open(data.parent / f"bridge-{scenario}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
     return subprocess.Popen(
-        [sys.executable, "-m", "ironroom.cli", "sim", "room", "--config", str(cfg),
-         "--scenario", scenario, "--broker", broker.url, "--key-file", str(key_file),
-         "--data-dir", str(data), "--seconds", "120", "--no-badges"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "ironroom.cli",
+            "sim",
+            "room",
+            "--config",
+            str(cfg),
+            "--scenario",
+            scenario,
+            "--broker",
+            broker.url,
+            "--key-file",
+            str(key_file),
+            "--data-dir",
+            str(data),
+            "--seconds",
+            "120",
+            "--no-badges",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -69,13 +87,20 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(tmp_path: Path, broker: 
         wait_until(lambda: len(acker.seqs(1)) >= 300, 60, "300 events of boot 1")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        killed_at, acked_at_kill, dups_at_kill = time.monotonic(), dict(acker.confirmed), len(acker.after_ack)
+        killed_at, acked_at_kill, dups_at_kill = (
+            time.monotonic(),
+            dict(acker.confirmed),
+            len(acker.after_ack),
+        )
     finally:
         if first.poll() is None:
             first.kill()
     # The broker tells everyone the controller is gone (last will), within 1.5 keepalives.
-    wait_until(lambda: status.on("/status") and status.on("/status")[-1].payload == b"offline",
-               15, "the last will")
+    wait_until(
+        lambda: status.on("/status") and status.on("/status")[-1].payload == b"offline",
+        15,
+        "the last will",
+    )
     left = [seq for boot, seq in _outbox_rows(data) if boot == 1]
     received = set(acker.seqs(1))
     made = max(received | set(left))
@@ -85,17 +110,25 @@ def test_kill_9_mid_stream_loses_and_duplicates_nothing(tmp_path: Path, broker: 
     second = _start_bridge(cfg, broker, key_file, data, "idle")
     try:
         wait_until(lambda: acker.seqs(2), 30, "the second boot's first event")
-        wait_until(lambda: set(range(1, made + 1)) <= set(acker.seqs(1)), 30,
-                   "every event of boot 1 after the restart")
-        wait_until(lambda: not [r for r in _outbox_rows(data) if r[0] == 1], 30,
-                   "boot 1 to leave the outbox")
+        wait_until(
+            lambda: set(range(1, made + 1)) <= set(acker.seqs(1)),
+            30,
+            "every event of boot 1 after the restart",
+        )
+        wait_until(
+            lambda: not [r for r in _outbox_rows(data) if r[0] == 1],
+            30,
+            "boot 1 to leave the outbox",
+        )
     finally:
         second.terminate()
         second.wait(20)
     assert acker.seqs(1) == list(range(1, made + 1)), "no gap, nothing invented"
     assert acker.after_ack == [], (
         "an acknowledged event was delivered again",
-        acked_at_kill, dups_at_kill, [round(t - killed_at, 3) for t in acker.after_ack_at[:3]],
+        acked_at_kill,
+        dups_at_kill,
+        [round(t - killed_at, 3) for t in acker.after_ack_at[:3]],
         acker.after_ack[:3],
     )
     assert acker.seqs(2)[0] == 1
@@ -112,7 +145,9 @@ def test_broker_down_30s_siren_still_driven_then_delivered_in_order(tmp_path: Pa
     room = SimulatedRoom(cfg, clock=clock, badges=False)
     room.start()
     key = room.bridge.key
-    acker = Acker(broker, key=key, command_key=room.bridge.command_key, site=cfg.site, room=cfg.room)
+    acker = Acker(
+        broker, key=key, command_key=room.bridge.command_key, site=cfg.site, room=cfg.room
+    )
     try:
         wait_until(lambda: room.bridge.link.connected, 10, "the bridge to connect")
         wait_until(lambda: acker.seqs(room.bridge.boot), 10, "the started event")
@@ -139,9 +174,10 @@ def test_broker_down_30s_siren_still_driven_then_delivered_in_order(tmp_path: Pa
         broker.start()
         wait_until(lambda: room.bridge.outbox.depth() == 0, 30, "the outbox to drain")
         boot = room.bridge.boot
-        assert acker.seqs(boot) == list(range(1, made + 1 + (room.controller.seq - made)))[
-            : len(acker.seqs(boot))
-        ]
+        assert (
+            acker.seqs(boot)
+            == list(range(1, made + 1 + (room.controller.seq - made)))[: len(acker.seqs(boot))]
+        )
         assert set(range(1, made + 1)) <= set(acker.seqs(boot))
         # order after the outage: alarms first, then the rest, each in creation order
         after = acker.order[before:]

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import fcntl
 import importlib
-import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -25,47 +23,11 @@ from typing import IO
 
 import pytest
 
-VPCD_READER = "Virtual PCD 00 00"  # vpcd port 35963
-VPCD_READER_2 = "Virtual PCD 00 01"  # vpcd port 35964
-INSTALL = "install them with `apt-get install pcscd vsmartcard-vpcd`"
-_VPCD_DRIVER_GLOBS = (
-    "/usr/lib/pcsc/drivers/**/libifdvpcd.so*",
-    "/usr/lib/*/pcsc/drivers/**/*vpcd*",
-)
-_START_TIMEOUT = 15.0
+from simulators.pcscd import VPCD_READERS, PcscdError, current_readers, ensure_pcscd, stop_pcscd
+
+VPCD_READER, VPCD_READER_2 = VPCD_READERS  # vpcd ports 35963 and 35964
 _LOCK_PATH = Path(tempfile.gettempdir()) / "ironroom-vpcd.lock"
 _LOCK_TIMEOUT = 300.0
-
-
-def _pcscd_binary() -> str | None:
-    found = shutil.which("pcscd")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/pcscd", "/usr/local/sbin/pcscd"):
-        if Path(candidate).is_file():
-            return candidate
-    return None
-
-
-def _vpcd_installed() -> bool:
-    return any(True for pattern in _VPCD_DRIVER_GLOBS for _ in Path("/").glob(pattern.lstrip("/")))
-
-
-def _readers_or_none() -> list[str] | None:
-    from devices.badge.errors import PcscUnavailable
-    from devices.badge.pcsc import list_readers
-
-    try:
-        return list_readers()
-    except PcscUnavailable:
-        return None
-
-
-def _log_tail(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")[-2000:]
-    except OSError:
-        return ""
 
 
 class _VpcdLock:
@@ -135,53 +97,15 @@ def _pcscd_running() -> Iterator[list[str]]:
             "(building pyscard needs the swig and libpcsclite-dev packages)",
             pytrace=False,
         )
-    readers = _readers_or_none()
-    if readers is not None:
-        if VPCD_READER not in readers:
-            pytest.fail(
-                f"pcscd is running but has no {VPCD_READER!r} reader (readers: {readers}): "
-                f"{INSTALL} and restart pcscd",
-                pytrace=False,
-            )
-        yield readers
-        return
-
-    binary = _pcscd_binary()
-    if binary is None or not _vpcd_installed():
-        missing = "pcscd" if binary is None else "the vpcd driver"
-        pytest.fail(f"{missing} is not installed: {INSTALL}", pytrace=False)
-    with tempfile.TemporaryDirectory(prefix="pcscd-") as tmp:
-        log_path = Path(tmp) / "pcscd.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen([binary, "--foreground"], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + _START_TIMEOUT
-            while True:
-                readers = _readers_or_none()
-                if readers is not None and VPCD_READER in readers:
-                    break
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"pcscd did not show {VPCD_READER!r} within {_START_TIMEOUT} s "
-                        f"(readers: {readers}); its log:\n{_log_tail(log_path)}",
-                        pytrace=False,
-                    )
-                try:
-                    code = proc.wait(timeout=0.1)  # doubles as the pause between polls
-                except subprocess.TimeoutExpired:
-                    continue
-                pytest.fail(
-                    f"pcscd exited with code {code}; its log:\n{_log_tail(log_path)}",
-                    pytrace=False,
-                )
-            yield readers
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    try:
+        proc = ensure_pcscd()
+    except PcscdError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield current_readers() or []
+    finally:
+        if proc is not None:
+            stop_pcscd(proc)
 
 
 def _reader_state(reader: str, timeout_ms: int, known: int) -> int | None:

@@ -21,7 +21,6 @@ from tests.integration.pcsc_fixtures import (
     VPCD_READER,
     VPCD_READER_2,
     card_event_count,
-    pcscd,  # noqa: F401 - the fixture, used by name
     wait_for_card_state,
 )
 
@@ -69,7 +68,7 @@ class Recorder:
 
 
 @pytest.fixture
-def readers_empty(pcscd: list[str]) -> Iterator[None]:  # noqa: F811
+def readers_empty(pcscd: list[str]) -> Iterator[None]:
     """Each test starts and ends with no card on either vpcd reader."""
     for reader in (VPCD_READER, VPCD_READER_2):
         assert wait_for_card_state(reader, present=False, timeout=WAIT), f"{reader} not empty"
@@ -94,7 +93,7 @@ def watcher(recorder: Recorder, profile: str = "internal-auth", **kwargs: object
     )
 
 
-def test_list_readers_shows_both_vpcd_readers(pcscd: list[str]) -> None:  # noqa: F811
+def test_list_readers_shows_both_vpcd_readers(pcscd: list[str]) -> None:
     readers = list_readers()
     assert VPCD_READER in readers and VPCD_READER_2 in readers
 
@@ -222,7 +221,7 @@ def test_watcher_only_reports_its_own_reader(readers_empty: None, recorder: Reco
     assert badge.reader == VPCD_READER
 
 
-def test_bogus_reader_name_is_no_reader(pcscd: list[str]) -> None:  # noqa: F811
+def test_bogus_reader_name_is_no_reader(pcscd: list[str]) -> None:
     bogus = BadgeWatcher(
         readers=["Bogus Reader 99"], profile="internal-auth", master_key=MASTER, on_badge=print
     )
@@ -300,7 +299,7 @@ def test_cli_uid_profile_and_seconds(readers_empty: None) -> None:
     assert "UID only" in err.getvalue()
 
 
-def test_cli_bogus_reader_exits_2(pcscd: list[str]) -> None:  # noqa: F811
+def test_cli_bogus_reader_exits_2(pcscd: list[str]) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert cli.run("Bogus Reader 99", "uid", None, "aes", 1.0, out, err=err) == 2
     assert out.getvalue() == ""
@@ -326,7 +325,7 @@ print(json.dumps({"caught": caught, "cli_code": code, "cli_err": err.getvalue()}
 """
 
 
-def test_pcscd_unreachable_is_pcsc_unavailable(pcscd: list[str], tmp_path: Path) -> None:  # noqa: F811
+def test_pcscd_unreachable_is_pcsc_unavailable(pcscd: list[str], tmp_path: Path) -> None:
     # pcsc-lite's client reads its socket path from PCSCLITE_CSOCK_NAME once per process.
     env = dict(os.environ, PCSCLITE_CSOCK_NAME=str(tmp_path / "no-pcscd.comm"))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), env.get("PYTHONPATH")]))

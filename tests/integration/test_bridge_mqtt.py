@@ -12,7 +12,7 @@ from protocol.envelope import decode_state, make_ack
 from protocol.signing import sign
 from simulators.clock import SimClock
 from simulators.room import SimulatedRoom
-from tests.integration.room_fixtures import room_config, signed_command, sim_room  # noqa: F401
+from tests.integration.room_fixtures import room_config, signed_command
 from tests.support import Acker, Collector, Mosquitto, free_port, wait_until
 
 
@@ -79,8 +79,12 @@ def test_commands_unlock_replay_expiry_and_forgery(
     col = Collector(broker)
     now = sim_room.clock.now()
     topic, payload, good = signed_command(
-        cfg, bridge.command_key, "cabinet.unlock",
-        {"cabinet": "c1", "seconds": 20, "badge": "04A1B2C3D4E5F6"}, now=now, name="unlock",
+        cfg,
+        bridge.command_key,
+        "cabinet.unlock",
+        {"cabinet": "c1", "seconds": 20, "badge": "04A1B2C3D4E5F6"},
+        now=now,
+        name="unlock",
     )
     col.client.publish(topic, payload, qos=1)
     wait_until(lambda: not sim_room.gpio.locked("c1"), 5, "lock c1 to open")
@@ -88,14 +92,15 @@ def test_commands_unlock_replay_expiry_and_forgery(
     col.client.publish(topic, payload, qos=1)
     # an expired one
     t2, p2, expired = signed_command(
-        cfg, bridge.command_key, "arming.set", {"state": "armed"},
+        cfg,
+        bridge.command_key,
+        "arming.set",
+        {"state": "armed"},
         now=datetime.fromisoformat("2026-11-27T09:00:00+08:00"),
     )
     col.client.publish(t2, p2, qos=1)
     # a forged one: signed with another key
-    t3, p3, forged = signed_command(
-        cfg, bytes(32), "arming.set", {"state": "armed"}, now=now
-    )
+    t3, p3, forged = signed_command(cfg, bytes(32), "arming.set", {"state": "armed"}, now=now)
     col.client.publish(t3, p3, qos=1)
     # not JSON at all
     col.client.publish(topic, b"\xff not json", qos=1)
@@ -157,11 +162,19 @@ def test_acks_prune_the_outbox_and_forged_acks_do_not(
     depth = bridge.outbox.depth()
     assert depth >= 11
     forger = Collector(broker)
-    t, p = make_ack(bytes(32), site=cfg.site, room=cfg.room, controller=cfg.controller,
-                    boot=bridge.boot, seq=10**6)
+    t, p = make_ack(
+        bytes(32),
+        site=cfg.site,
+        room=cfg.room,
+        controller=cfg.controller,
+        boot=bridge.boot,
+        seq=10**6,
+    )
     forger.client.publish(t, p, qos=1, retain=True).wait_for_publish(5)
     forger.close()
-    acker = Acker(broker, key=bridge.key, command_key=bridge.command_key, site=cfg.site, room=cfg.room)
+    acker = Acker(
+        broker, key=bridge.key, command_key=bridge.command_key, site=cfg.site, room=cfg.room
+    )
     wait_until(lambda: bridge.outbox.depth() == 0, 10, "the outbox to empty")
     assert acker.seqs(bridge.boot) == list(range(1, len(acker.seqs(bridge.boot)) + 1))
     assert len(acker.seqs(bridge.boot)) >= depth
@@ -182,8 +195,13 @@ def test_starts_without_broker_then_delivers_in_order(tmp_path: Path) -> None:
         room.gpio.open("smoke:s1")
         assert not room.bridge.link.connected
         broker.start()
-        acker = Acker(broker, key=room.bridge.key, command_key=room.bridge.command_key,
-                      site=cfg.site, room=cfg.room)
+        acker = Acker(
+            broker,
+            key=room.bridge.key,
+            command_key=room.bridge.command_key,
+            site=cfg.site,
+            room=cfg.room,
+        )
         wait_until(lambda: room.bridge.outbox.depth() == 0, 20, "the outbox to drain")
         got = [json.loads(acker.by_id[i]) for i in acker.order]
         types = [g["type"] for g in got]
@@ -202,8 +220,9 @@ def test_starts_without_broker_then_delivers_in_order(tmp_path: Path) -> None:
 
 def test_will_is_offline_and_sig_covers_state(tmp_path: Path, broker: Mosquitto) -> None:
     cfg = room_config(tmp_path, broker.url)
-    room = SimulatedRoom(cfg, clock=SimClock(datetime.fromisoformat("2026-11-27T10:00:00+08:00")),
-                         badges=False)
+    room = SimulatedRoom(
+        cfg, clock=SimClock(datetime.fromisoformat("2026-11-27T10:00:00+08:00")), badges=False
+    )
     room.start()
     wait_until(lambda: room.bridge.link.connected, 10, "the bridge to connect")
     room.close()
