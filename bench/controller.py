@@ -79,7 +79,7 @@ FULL = Plan(
     m100_repeats=3,
     edge_samples=1000,
     edge_warmup=30,
-    edge_pause_ms=5.0,
+    edge_pause_ms=10.0,
     rss_seconds=20.0,
 )
 QUICK = Plan(
@@ -90,8 +90,8 @@ QUICK = Plan(
     m100_repeats=1,
     edge_samples=150,
     edge_warmup=10,
-    edge_pause_ms=2.0,
-    rss_seconds=6.0,
+    edge_pause_ms=5.0,
+    rss_seconds=5.0,
 )
 
 
@@ -256,10 +256,14 @@ class AckerProcess:
             [
                 project_python(),
                 str(BENCH_DIR / "_acker.py"),
-                "--port", str(self.port),
-                "--key-file", str(self.key_file),
-                "--site", SITE,
-                "--room", ROOM,
+                "--port",
+                str(self.port),
+                "--key-file",
+                str(self.key_file),
+                "--site",
+                SITE,
+                "--room",
+                ROOM,
             ],
             stdout=subprocess.PIPE,
             stderr=self._err,
@@ -335,9 +339,14 @@ def bench_outbox(root: Path, plan: Plan) -> dict[str, Any]:
 
     folder = root / "outbox"
     folder.mkdir()
-    log.info("outbox: %d single appends, %d in batches of %d, in %s (%s)",
-             plan.outbox_single, plan.outbox_batched, plan.outbox_batch, folder,
-             filesystem_of(folder))
+    log.info(
+        "outbox: %d single appends, %d in batches of %d, in %s (%s)",
+        plan.outbox_single,
+        plan.outbox_batched,
+        plan.outbox_batch,
+        folder,
+        filesystem_of(folder),
+    )
     single_rows = _event_rows(plan.outbox_single, boot=1)
     batched_rows = _event_rows(plan.outbox_batched, boot=1)
     batches = [
@@ -502,8 +511,13 @@ def bench_m100(plan: Plan) -> dict[str, Any]:
     rng = random.Random(20261127)
     rounds, notes, distinct = m100_stream(rng, plan.m100_reads)
     size = sum(len(c) for r in rounds for c in r)
-    log.info("m100: %d notifications in %d rounds, %d bytes, %d distinct frames",
-             notes, len(rounds), size, distinct)
+    log.info(
+        "m100: %d notifications in %d rounds, %d bytes, %d distinct frames",
+        notes,
+        len(rounds),
+        size,
+        distinct,
+    )
     full: list[int] = []
     parse_only: list[int] = []
     split: list[int] = []
@@ -548,12 +562,12 @@ def bench_m100(plan: Plan) -> dict[str, Any]:
 
 
 @contextmanager
-def patched(obj: Any, name: str, replacement: Any) -> Iterator[Any]:
-    """Set an instance attribute for the duration (the class is left alone)."""
+def patched(obj: Any, name: str, replacement: Any) -> Iterator[None]:
+    """Set an attribute of this one instance for the duration (the class is left alone)."""
     original = getattr(obj, name)
     setattr(obj, name, replacement)
     try:
-        yield original
+        yield
     finally:
         setattr(obj, name, original)
 
@@ -579,14 +593,20 @@ def bench_edge(root: Path, plan: Plan) -> dict[str, Any]:
         link = room.bridge.link
         assert link is not None
         wait_until(lambda: link.connected, 10, "the bridge's MQTT link")
-        wait_until(lambda: room is not None and room.bridge.outbox.depth() == 0, 10,
-                   "the acker to acknowledge the start-up events")
+        wait_until(
+            lambda: room is not None and room.bridge.outbox.depth() == 0,
+            10,
+            "the acker to acknowledge the start-up events",
+        )
         result = _sample_edges(room, clock, plan)
         # everything the samples made must reach the broker and come back acknowledged
         drained = True
         try:
-            wait_until(lambda: room is not None and room.bridge.outbox.depth() == 0, 20,
-                       "the outbox to drain")
+            wait_until(
+                lambda: room is not None and room.bridge.outbox.depth() == 0,
+                20,
+                "the outbox to drain",
+            )
         except BenchError as exc:
             log.warning("%s", exc)
             drained = False
@@ -602,6 +622,28 @@ def bench_edge(root: Path, plan: Plan) -> dict[str, Any]:
         broker.stop()
     result["edge_acker"] = acker_stats
     return result
+
+
+class _WaitTimer:
+    """Stands in for a ``threading.Lock``: adds the time the thread ``ident`` waits to
+    acquire it to ``marks[key]``; other threads go straight through."""
+
+    def __init__(self, inner: Any, ident: int, marks: dict[str, int], key: str) -> None:
+        self.inner = inner
+        self.ident = ident
+        self.marks = marks
+        self.key = key
+
+    def __enter__(self) -> bool:
+        if threading.get_ident() != self.ident:
+            return bool(self.inner.acquire())
+        start = time.perf_counter_ns()
+        got = bool(self.inner.acquire())
+        self.marks[self.key] = self.marks.get(self.key, 0) + time.perf_counter_ns() - start
+        return got
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.release()
 
 
 def _sample_edges(room: Any, clock: Any, plan: Plan) -> dict[str, Any]:
@@ -622,27 +664,37 @@ def _sample_edges(room: Any, clock: Any, plan: Plan) -> dict[str, Any]:
     # writes them to the outbox (fsync) and wakes the MQTT sender. Reading
     # room.gpio.siren after drive returns would include all of that, so the time at
     # which drive returns is reported separately (edge_callback_return_*).
-    def siren_observer(value: bool, _orig: Callable[[bool], bool]) -> bool:
-        changed = _orig(value)
+    pin_change = siren_pin._change_state
+
+    def siren_observer(value: bool) -> bool:
+        changed: bool = pin_change(value)
         if changed and value == asserted and "siren" not in marks:
             marks["siren"] = time.perf_counter_ns()
         return changed
 
     # Two more stamps split the path: when the debounced edge reaches the controller's
-    # callback, and how long the outbox append in this thread took.
-    def door_observer(inp: Any, active: bool, t: float, _orig: Callable[..., None]) -> None:
+    # callback, and how long the outbox append made in this thread took.
+    door_callback = door.on_change
+
+    def door_observer(inp: Any, active: bool, t: float) -> None:
         if active and "input" not in marks:
             marks["input"] = time.perf_counter_ns()
-        _orig(inp, active, t)
+        door_callback(inp, active, t)
 
-    def append_observer(rows: Any, _orig: Callable[[Any], int]) -> int:
+    outbox_append = outbox.append
+
+    def append_observer(rows: Any) -> int:
         if threading.get_ident() != me:
-            return _orig(rows)
+            return int(outbox_append(rows))
         start = time.perf_counter_ns()
         try:
-            return _orig(rows)
+            return int(outbox_append(rows))
         finally:
             marks["append"] = marks.get("append", 0) + time.perf_counter_ns() - start
+
+    # Inside the append: time spent waiting for the outbox's lock, which the MQTT sender
+    # also takes (reading rows to send, deleting acknowledged ones in fsync'd commits).
+    timed_lock = _WaitTimer(outbox._lock, me, marks, "lock_wait")
 
     rng = random.Random(5)
     total = plan.edge_warmup + plan.edge_samples
@@ -652,14 +704,19 @@ def _sample_edges(room: Any, clock: Any, plan: Plan) -> dict[str, Any]:
     input_to_siren: list[float] = []
     after_siren: list[float] = []
     append_ns: list[float] = []
+    lock_wait_ns: list[float] = []
     late = 0
     with (
-        patched(siren_pin, "_change_state", lambda v: siren_observer(v, orig_pin)) as orig_pin,
-        patched(door, "on_change", lambda *a: door_observer(*a, _orig=orig_cb)) as orig_cb,
-        patched(outbox, "append", lambda rows: append_observer(rows, orig_append)) as orig_append,
+        patched(siren_pin, "_change_state", siren_observer),
+        patched(door, "on_change", door_observer),
+        patched(outbox, "append", append_observer),
+        patched(outbox, "_lock", timed_lock),
     ):
-        log.info("edge: %d samples (+%d warm-up) on the running bridge",
-                 plan.edge_samples, plan.edge_warmup)
+        log.info(
+            "edge: %d samples (+%d warm-up) on the running bridge",
+            plan.edge_samples,
+            plan.edge_warmup,
+        )
         started = time.monotonic()
         for i in range(total):
             # back to rest: door closed (past the debounce window of the last edge),
@@ -691,12 +748,16 @@ def _sample_edges(room: Any, clock: Any, plan: Plan) -> dict[str, Any]:
                 input_to_siren.append(float(siren - marks["input"]))
             after_siren.append(float(t1 - siren))
             append_ns.append(float(marks.get("append", 0)))
+            lock_wait_ns.append(float(marks.get("lock_wait", 0)))
         elapsed = time.monotonic() - started
     log.info("edge: %d samples in %.1f s", total, elapsed)
 
     def stats(values: list[float]) -> dict[str, float]:
-        return {"p50": ms(percentile(values, 50)), "p99": ms(percentile(values, 99)),
-                "max": ms(max(values))}
+        return {
+            "p50": ms(percentile(values, 50)),
+            "p99": ms(percentile(values, 99)),
+            "max": ms(max(values)),
+        }
 
     return {
         "edge_to_siren_p50_ms": ms(percentile(siren_ns, 50)),
@@ -711,6 +772,7 @@ def _sample_edges(room: Any, clock: Any, plan: Plan) -> dict[str, Any]:
             "controller_callback_to_siren": stats(input_to_siren),
             "siren_to_callback_return": stats(after_siren),
             "of_which_outbox_append": stats(append_ns),
+            "of_which_outbox_lock_wait": stats(lock_wait_ns),
         },
         "edge_run_s": round(elapsed, 2),
     }
@@ -733,14 +795,16 @@ def _proc_status(pid: int) -> dict[str, int]:
     return out
 
 
-def bench_rss(root: Path, plan: Plan) -> dict[str, Any]:
+def bench_rss(root: Path, plan: Plan, scenario: str, prefix: str) -> dict[str, Any]:
+    """Peak VmRSS of ``ironroom sim room --scenario NAME`` run as its own process."""
     from simulators.room import write_key
 
-    broker = Broker(root / "rss-broker")
-    data = root / "rss-data"
+    work = root / f"rss-{scenario}"
+    broker = Broker(work / "broker")
+    data = work / "data"
     acker: AckerProcess | None = None
     proc: subprocess.Popen[bytes] | None = None
-    child_log = root / "rss-bridge.log"
+    child_log = work / "bridge.log"
     rss_kb: list[int] = []
     hwm_kb = 0
     acker_stats: dict[str, Any] = {}
@@ -749,18 +813,28 @@ def bench_rss(root: Path, plan: Plan) -> dict[str, Any]:
         # the bridge creates its key when missing; making it first lets the acker verify
         key_file = data / "controller.key"
         write_key(key_file, 32)
-        acker = AckerProcess(broker.port, key_file, root / "rss-acker.log")
+        acker = AckerProcess(broker.port, key_file, work / "acker.log")
         acker.start()
         cmd = [
-            project_python(), "-m", "ironroom.cli", "sim", "room",
-            "--scenario", "day", "--no-badges",
-            "--broker", broker.url,
-            "--data-dir", str(data),
-            "--seconds", f"{plan.rss_seconds:g}",
+            project_python(),
+            "-m",
+            "ironroom.cli",
+            "sim",
+            "room",
+            "--scenario",
+            scenario,
+            "--no-badges",
+            "--broker",
+            broker.url,
+            "--data-dir",
+            str(data),
+            "--seconds",
+            f"{plan.rss_seconds:g}",
         ]
         log.info("rss: %s", " ".join(cmd))
         with open(child_log, "ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_DIR)
+        # the pid sampled is the interpreter running the bridge itself, not a wrapper
         try:
             cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
             if b"ironroom.cli" not in cmdline:
@@ -782,17 +856,22 @@ def bench_rss(root: Path, plan: Plan) -> dict[str, Any]:
         if acker is not None:
             acker_stats = acker.stop()
         broker.stop()
-    text = tail(child_log, 200_000)
+    text = tail(child_log, 500_000)
     if code != 0 or not rss_kb:
         raise BenchError(f"bridge process exited with {code}: {text[-2000:]}")
     steps = re.search(r"scenario \S+: (\d+) of (\d+) steps played", text)
+    if "scenario " + scenario + " failed" in text:
+        log.warning(
+            "rss: scenario %s stopped early in the bridge process (see %s)", scenario, child_log
+        )
     return {
-        "bridge_rss_mb": round(max(rss_kb) / 1024, 1),
-        "bridge_rss_hwm_mb": round(hwm_kb / 1024, 1),
-        "bridge_rss_samples": len(rss_kb),
-        "bridge_rss_seconds": plan.rss_seconds,
-        "bridge_rss_scenario_steps": f"{steps.group(1)}/{steps.group(2)}" if steps else None,
-        "bridge_rss_acker": acker_stats,
+        f"{prefix}_mb": round(max(rss_kb) / 1024, 1),
+        f"{prefix}_hwm_mb": round(hwm_kb / 1024, 1),
+        f"{prefix}_samples": len(rss_kb),
+        f"{prefix}_seconds": plan.rss_seconds,
+        f"{prefix}_scenario": scenario,
+        f"{prefix}_scenario_steps": f"{steps.group(1)}/{steps.group(2)}" if steps else None,
+        f"{prefix}_acker": acker_stats,
     }
 
 
@@ -816,7 +895,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args(argv)
     logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr,
+        level=logging.WARNING,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log.setLevel(logging.INFO)
@@ -843,7 +923,8 @@ def main(argv: list[str] | None = None) -> int:
         result.update(bench_outbox(root, plan))
         result.update(bench_m100(plan))
         result.update(bench_edge(root, plan))
-        result.update(bench_rss(root, plan))
+        result.update(bench_rss(root, plan, "day", "bridge_rss"))
+        result.update(bench_rss(root, plan, "stream", "bridge_rss_stream"))
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
         result["error"] = f"{type(exc).__name__}: {exc}"

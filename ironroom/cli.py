@@ -122,9 +122,8 @@ def cmd_bridge(args: argparse.Namespace) -> int:
 
 def cmd_sim_room(args: argparse.Namespace) -> int:
     from firmware_bridge.config import check_broker_url
-    from simulators.clock import SimClock
-    from simulators.room import Commander, SimulatedRoom, load_sim_config
-    from simulators.scenarios import SCENARIOS, ScenarioRunner, scenario_start
+    from simulators.room import load_sim_config
+    from simulators.scenarios import SCENARIOS, play
 
     scenario = SCENARIOS.get(args.scenario)
     if scenario is None:
@@ -138,29 +137,13 @@ def cmd_sim_room(args: argparse.Namespace) -> int:
     cfg = load_sim_config(args.config, args.data_dir).with_overrides(
         broker=args.broker, key_file=args.key_file
     )
-    if not args.no_badges and cfg.badges:
-        from simulators.pcscd import ensure_pcscd
-
-        ensure_pcscd()
-    clock = SimClock(scenario_start(cfg, scenario), speed=args.speed)
-    stop = _stop_on_signals()
-    room = SimulatedRoom(cfg, clock=clock, badges=not args.no_badges)
-    commander = Commander(room.cfg, room.bridge.command_key, clock)
-    runner = ScenarioRunner(room, scenario, commander=commander)
-    runner.populate()
-    try:
-        room.start()
-        commander.start()
-        thread = threading.Thread(target=runner.run, name="scenario", daemon=True)
-        thread.start()
-        stop.wait(args.seconds)
-        runner.stop.set()
-        thread.join(5)
-    finally:
-        commander.stop()
-        room.close()
-    logging.getLogger("ironroom").info(
-        "scenario %s: %d of %d steps played", scenario.name, runner.steps_done, len(scenario.steps)
+    play(
+        cfg,
+        scenario,
+        stop=_stop_on_signals(),
+        seconds=args.seconds,
+        speed=args.speed,
+        badges=not args.no_badges,
     )
     return 0
 
@@ -233,8 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # the one place that turns a failure into a message
         from devices.badge.errors import BadgeError
+        from simulators.pcscd import PcscdError
 
-        if isinstance(exc, BadgeError | OSError):
+        if isinstance(exc, BadgeError | PcscdError | OSError):
             print(f"ironroom: {exc}", file=sys.stderr)
             return 2
         raise

@@ -164,10 +164,9 @@ class LiveView:
 
 
 def run_demo(*, port: int, data_dir: Path, scenario: str, seconds: float | None) -> int:
-    from simulators.clock import SimClock
     from simulators.pcscd import PcscdError, ensure_pcscd
-    from simulators.room import Commander, SimulatedRoom, load_sim_config
-    from simulators.scenarios import SCENARIOS, ScenarioRunner, scenario_start
+    from simulators.room import load_sim_config
+    from simulators.scenarios import SCENARIOS, play
 
     chosen = SCENARIOS[scenario]
     port = pick_port(port)
@@ -181,29 +180,21 @@ def run_demo(*, port: int, data_dir: Path, scenario: str, seconds: float | None)
     except PcscdError as exc:
         print(f"(badges off: {exc})", file=sys.stderr)
         badges = False
-    stop = threading.Event()
-    room = SimulatedRoom(cfg, clock=SimClock(scenario_start(cfg, chosen)), badges=badges)
-    view = LiveView(port, room.bridge.key, cfg.calendar.zone, room.clock)
-    commander = Commander(room.cfg, room.bridge.command_key, room.clock)
-    runner = ScenarioRunner(room, chosen, commander=commander, pace_s=1.0)
     print(
         f"IronRoom demo: room {cfg.room} on the embedded broker 127.0.0.1:{port}, "
         f"scenario {chosen.name!r}. Ctrl-C to stop.",
         file=sys.stderr,
     )
-    runner.populate()
+
+    def show(room: Any) -> Any:
+        view = LiveView(port, room.bridge.key, cfg.calendar.zone, room.clock)
+        return view.stop
+
+    stop = threading.Event()
     try:
-        room.start()
-        commander.start()
-        thread = threading.Thread(target=runner.run, name="scenario", daemon=True)
-        thread.start()
-        stop.wait(seconds)
+        play(cfg, chosen, stop=stop, seconds=seconds, pace_s=1.0, badges=badges, on_room=show)
     except KeyboardInterrupt:
         pass
     finally:
-        runner.stop.set()
-        commander.stop()
-        room.close()
-        view.stop()
         broker.stop()
     return 0

@@ -23,9 +23,9 @@ import time
 import tty
 from collections import Counter
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
+from devices.lifecycle import Running
 from devices.rfid import m100
 from devices.rfid.rdm6300 import encode_rdm6300
 
@@ -39,7 +39,7 @@ class SimTag:
     pc: str | None = None
 
 
-class _PtySim:
+class _PtySim(Running):
     """A pty pair, a thread playing the module, and the shared knobs."""
 
     def __init__(self, *, seed: int | None) -> None:
@@ -88,18 +88,6 @@ class _PtySim:
                     os.close(fd)
             self._master = self._slave = -1
         self._port = ""
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def put(self, tag: str, rssi: int = -55, read_rate: float = 1.0, pc: str | None = None) -> None:
         """Place ``tag`` in the field (replacing its settings if already there)."""

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from simulators.room import Commander, SimulatedRoom, local_start
 
@@ -238,3 +239,51 @@ class ScenarioRunner:
                 wait_for(lambda: ctl.armed, self.step_timeout, "arming")
         else:
             raise ValueError(f"unknown scenario action {step.action!r}")
+
+
+def play(
+    cfg: Any,
+    scenario: Scenario,
+    *,
+    stop: threading.Event,
+    seconds: float | None = None,
+    speed: float = 1.0,
+    pace_s: float = 0.0,
+    badges: bool = True,
+    on_room: Callable[[SimulatedRoom], Any] | None = None,
+) -> ScenarioRunner:
+    """Run the real bridge on the simulated room and play ``scenario`` until ``stop`` is
+    set or ``seconds`` have passed; everything is closed on the way out (the bridge
+    publishes ``offline``). ``on_room`` sees the room before it starts."""
+    from simulators.clock import SimClock
+
+    if badges and cfg.badges:
+        from simulators.pcscd import ensure_pcscd
+
+        ensure_pcscd()
+    clock = SimClock(scenario_start(cfg, scenario), speed=speed)
+    room = SimulatedRoom(cfg, clock=clock, badges=badges)
+    commander = Commander(room.cfg, room.bridge.command_key, clock)
+    runner = ScenarioRunner(room, scenario, commander=commander, pace_s=pace_s)
+    cleanup: Any = None
+    try:
+        if on_room is not None:
+            cleanup = on_room(room)
+        runner.populate()
+        room.start()
+        commander.start()
+        thread = threading.Thread(target=runner.run, name="scenario", daemon=True)
+        thread.start()
+        stop.wait(seconds)
+        runner.stop.set()
+        thread.join(5)
+    finally:
+        runner.stop.set()
+        commander.stop()
+        room.close()
+        if callable(cleanup):
+            cleanup()
+    log.info(
+        "scenario %s: %d of %d steps played", scenario.name, runner.steps_done, len(scenario.steps)
+    )
+    return runner

@@ -33,8 +33,10 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any, Literal, Protocol
+
+from devices.lifecycle import Running
 
 from .crypto import BLOCK_SIZE, check_cipher, verify_response
 from .errors import BadgeError, CardError, NoReader, PcscUnavailable
@@ -311,7 +313,7 @@ OnBadge = Callable[[BadgePresentation], None]
 OnRemoved = Callable[[str], None]
 
 
-class BadgeWatcher:
+class BadgeWatcher(Running):
     """Reads every badge put on the watched readers and reports it to ``on_badge``.
 
     ``readers``: PC/SC reader names to watch, ``None`` for every reader (including readers
@@ -415,18 +417,6 @@ class BadgeWatcher:
     def running(self) -> bool:
         """True while the watcher thread is alive."""
         return self._thread is not None and self._thread.is_alive()
-
-    def __enter__(self) -> BadgeWatcher:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # the thread
 

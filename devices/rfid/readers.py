@@ -17,11 +17,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Literal, Protocol
 
 import serial
 
+from devices.lifecycle import Running
 from devices.rfid import m100, rdm6300
 from devices.rfid.errors import ConfigError, ReaderIOError, RfidError
 
@@ -48,7 +48,7 @@ class SerialPort(Protocol):
     def close(self) -> None: ...
 
 
-class _SerialReader:
+class _SerialReader(Running):
     """Port lifecycle, thread and reconnection shared by the drivers."""
 
     baudrate: int = 9600
@@ -114,18 +114,6 @@ class _SerialReader:
         if thread is not None:
             thread.join(timeout)
         self._close()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _open(self) -> SerialPort:
         if self._given is not None:
