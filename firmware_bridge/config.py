@@ -94,7 +94,7 @@ class MqttCfg:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
-    protocol: str = "5"
+    protocol: str = "auto"
     keepalive_s: int = 30
     session_expiry_s: int = 7 * 24 * 3600
     retry_max_s: float = 30.0
@@ -326,7 +326,7 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
         ca_file=m.path("ca_file"),
         cert_file=m.path("cert_file"),
         key_file=m.path("key_file"),
-        protocol=m.choice("protocol", ("5", "3.1.1"), "5"),
+        protocol=m.choice("protocol", ("auto", "5", "3.1.1"), "auto"),
         keepalive_s=m.int("keepalive_s", 30, lo=5, hi=3600),
         session_expiry_s=m.int("session_expiry_s", 7 * 24 * 3600, lo=0, hi=2**32 - 1),
         retry_max_s=m.num("retry_max_s", 30.0, lo=0.1, hi=3600),

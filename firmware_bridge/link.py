@@ -31,6 +31,8 @@ WINDOW = 200
 #: How long the sender waits after connecting for the retained ack before resending
 #: events that the tracker may already have.
 ACK_GRACE_S = 5.0
+#: With protocol "auto", how long an MQTT 5 CONNECT may go unanswered before 3.1.1 is tried.
+CONNACK_WAIT_S = 5.0
 
 
 class Link:
@@ -74,39 +76,48 @@ class Link:
         self._ack_seen = threading.Event()
         self._now = time.monotonic
         self._outstanding_since: float | None = None
+        self._socket_open_at: float | None = None
         self._resend_after = cfg.mqtt.resend_s
 
-        v5 = cfg.mqtt.protocol == "5"
-        self._v5 = v5
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id or cfg.controller,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else False,
-        )
-        self.client.max_inflight_messages_set(WINDOW)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(cfg.mqtt.retry_max_s)))
-        self.client.will_set(self.status_topic, b"offline", qos=1, retain=True)
+        self._client_id = client_id or cfg.controller
         host, port, tls, user, password = broker_parts(cfg.mqtt.broker)
-        self._host, self._port = host, port
-        user = user or cfg.mqtt.username
+        self._host, self._port, self._tls = host, port, tls
+        self._user = user or cfg.mqtt.username
+        self._password = password
         if cfg.mqtt.password_file is not None:
-            password = cfg.mqtt.password_file.read_text(encoding="utf-8").strip()
-        if user:
-            self.client.username_pw_set(user, password)
-        if tls or cfg.mqtt.ca_file:
-            self.client.tls_set(
-                ca_certs=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None,
-                certfile=str(cfg.mqtt.cert_file) if cfg.mqtt.cert_file else None,
-                keyfile=str(cfg.mqtt.key_file) if cfg.mqtt.key_file else None,
+            self._password = cfg.mqtt.password_file.read_text(encoding="utf-8").strip()
+        # "auto" speaks MQTT 5 and falls back to 3.1.1 for a broker that refuses it.
+        self._v5 = cfg.mqtt.protocol in ("5", "auto")
+        self.client = self._make_client()
+        self._sender = threading.Thread(target=self._send_loop, name="outbox-sender", daemon=True)
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self._client_id,
+            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+            clean_session=None if self._v5 else False,
+        )
+        client.max_inflight_messages_set(WINDOW)
+        client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(self.cfg.mqtt.retry_max_s)))
+        client.will_set(self.status_topic, b"offline", qos=1, retain=True)
+        if self._user:
+            client.username_pw_set(self._user, self._password)
+        mq = self.cfg.mqtt
+        if self._tls or mq.ca_file:
+            client.tls_set(
+                ca_certs=str(mq.ca_file) if mq.ca_file else None,
+                certfile=str(mq.cert_file) if mq.cert_file else None,
+                keyfile=str(mq.key_file) if mq.key_file else None,
                 cert_reqs=ssl.CERT_REQUIRED,
                 tls_version=ssl.PROTOCOL_TLS_CLIENT,
             )
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_publish = self._on_publish
-        self._sender = threading.Thread(target=self._send_loop, name="outbox-sender", daemon=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_socket_open = self._on_socket_open
+        return client
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -115,6 +126,10 @@ class Link:
         return self._connected.is_set()
 
     def start(self) -> None:
+        self._connect()
+        self._sender.start()
+
+    def _connect(self) -> None:
         props = None
         if self._v5:
             props = Properties(PacketTypes.CONNECT)
@@ -127,7 +142,37 @@ class Link:
             properties=props,
         )
         self.client.loop_start()
-        self._sender.start()
+
+    def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
+        self._socket_open_at = self._now()
+
+    def _check_connack(self) -> None:
+        """Some 3.1.1-only brokers neither answer an MQTT 5 CONNECT nor close: give up
+        waiting for the CONNACK after a few seconds."""
+        opened = self._socket_open_at
+        if opened is not None and not self.connected and self._now() - opened > CONNACK_WAIT_S:
+            self._socket_open_at = None
+            self._maybe_fall_back()
+
+    def _maybe_fall_back(self) -> bool:
+        """With ``protocol = "auto"``, a broker that will not take MQTT 5 gets 3.1.1."""
+        if not self._v5 or self.cfg.mqtt.protocol != "auto" or self._stop.is_set():
+            return False
+        self._v5 = False
+        # Not from the network thread: stopping its loop would join itself.
+        threading.Thread(target=self._fall_back_to_311, daemon=True).start()
+        return True
+
+    def _fall_back_to_311(self) -> None:
+        """The broker speaks MQTT 3.1.1 only (amqtt, older appliances): start again."""
+        old = self.client
+        old.disconnect()
+        old.loop_stop()
+        if self._stop.is_set():
+            return
+        log.warning("broker %s:%s refuses MQTT 5; using MQTT 3.1.1", self._host, self._port)
+        self.client = self._make_client()
+        self._connect()
 
     def stop(self, timeout: float = 3.0) -> None:
         """Publish ``offline`` (retained), then disconnect cleanly."""
@@ -157,6 +202,8 @@ class Link:
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
+            if reason.value == 0x84 and self._maybe_fall_back():  # unsupported version
+                return
             log.warning("broker refused the connection: %s", reason)
             return
         log.info("connected to %s:%s", self._host, self._port)
@@ -170,6 +217,7 @@ class Link:
             self._dirty = True
             self._outstanding_since = None
             self._ack_seen.clear()
+            self._socket_open_at = None
             self._grace_high = self._seen_high
             self._connected_at = self._now()
             self._connected.set()
@@ -185,6 +233,9 @@ class Link:
         with self._wake:
             self._inflight.clear()
             self._wake.notify()
+        if not was and client is self.client:
+            # Closed after CONNECT without a CONNACK: some 3.1.1-only brokers do that.
+            self._maybe_fall_back()
         if was and not self._stop.is_set():
             log.warning("disconnected from broker: %s", reason)
             self.on_connection(False)
@@ -227,6 +278,7 @@ class Link:
                 ):
                     self._wake.wait(0.5)
                     self._maybe_resend()
+                    self._check_connack()
                 if self._stop.is_set():
                     return
                 epoch = self._epoch

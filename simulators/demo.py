@@ -37,8 +37,9 @@ class EmbeddedBroker:
         self._loop = asyncio.new_event_loop()
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-            "sys_interval": 0,
-            "auth": {"allow-anonymous": True},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
         }
         self._broker = Broker(config, loop=self._loop)
         self._ready = threading.Event()

@@ -12,7 +12,7 @@ from protocol.envelope import decode_state, make_ack
 from protocol.signing import sign
 from simulators.clock import SimClock
 from simulators.room import SimulatedRoom
-from tests.integration.room_fixtures import room_config, signed_command
+from tests.integration.room_fixtures import FRIDAY_10, room_config, signed_command
 from tests.support import Acker, Collector, Mosquitto, free_port, wait_until
 
 
@@ -238,3 +238,22 @@ def test_will_is_offline_and_sig_covers_state(tmp_path: Path, broker: Mosquitto)
 @pytest.mark.parametrize("unused", [free_port()])
 def test_unused_port_helper(unused: int) -> None:
     assert 1024 < unused < 65536
+
+
+def test_falls_back_to_mqtt_311_on_a_broker_that_refuses_5(tmp_path: Path) -> None:
+    """amqtt (the demo's broker, not ours) speaks 3.1.1 only."""
+    from simulators.demo import EmbeddedBroker
+
+    port = free_port()
+    amqtt = EmbeddedBroker(port)
+    amqtt.start()
+    cfg = room_config(tmp_path, f"mqtt://127.0.0.1:{port}")
+    assert cfg.mqtt.protocol == "auto"
+    room = SimulatedRoom(cfg, clock=SimClock(datetime.fromisoformat(FRIDAY_10)), badges=False)
+    try:
+        room.start()
+        wait_until(lambda: room.bridge.link.connected, 15, "a 3.1.1 connection")
+        assert room.bridge.link.client.protocol == 4  # MQTTv311
+    finally:
+        room.close()
+        amqtt.stop()
