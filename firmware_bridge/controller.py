@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,6 +129,9 @@ class Controller:
         self.on_state: Callable[[], None] = lambda: None
         self._lock = threading.RLock()
         self._write_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+        self._writer_wake = threading.Condition()
+        self._writer_stop = False
         self._pending: deque[tuple[int, int, str, bytes, bool]] = deque()
         self.points: dict[str, bool] = {}
         self.kinds = {i.point: i.kind for i in cfg.inputs}
@@ -162,7 +166,18 @@ class Controller:
         self._pending.append((self.boot, self.seq, topic, payload, category_of(type_) == "alarm"))
 
     def _flush(self) -> None:
-        """Write events made so far to the outbox, in order, then wake the sender."""
+        """Get the events made so far written to the outbox, in order.
+
+        With the writer thread running (the daemon starts it) this only wakes it, so a
+        GPIO callback never waits for a disk; without it the caller writes.
+        """
+        if self._writer is not None:
+            with self._writer_wake:
+                self._writer_wake.notify()
+            return
+        self._write_pending()
+
+    def _write_pending(self) -> None:
         with self._write_lock:
             with self._lock:
                 rows = list(self._pending)
@@ -171,6 +186,38 @@ class Controller:
                 self.outbox.append(rows)
         if rows:
             self.on_events()
+
+    def start_writer(self) -> None:
+        """Write events from a thread of their own (one fsync'd batch at a time)."""
+        self._writer_stop = False
+        self._writer = threading.Thread(target=self._writer_loop, name="outbox-writer")
+        self._writer.start()
+
+    def stop_writer(self) -> None:
+        """Stop the writer thread after it has written everything made so far."""
+        writer = self._writer
+        if writer is None:
+            return
+        with self._writer_wake:
+            self._writer_stop = True
+            self._writer_wake.notify()
+        writer.join()
+        self._writer = None
+        self._write_pending()
+
+    def _writer_loop(self) -> None:
+        while True:
+            with self._writer_wake:
+                if not self._pending and not self._writer_stop:
+                    self._writer_wake.wait(0.5)
+                stopping = self._writer_stop
+            try:
+                self._write_pending()
+            except Exception:  # a full or broken disk: say so loudly, keep the events
+                log.exception("cannot write events to the outbox; retrying")
+                time.sleep(1.0)
+            if stopping:
+                return
 
     def _changed(self) -> None:
         self.on_state()

@@ -153,6 +153,7 @@ class Bridge:
         """Read the inputs' initial states, start the rules, the readers and the link."""
         ctl = self.controller
         ctl.start({p: inp.resync() for p, inp in self.inputs.items()})
+        ctl.start_writer()
         for inp in self.inputs.values():
             inp.on_change = lambda inp, active, t: ctl.on_input(inp.name, active, t)
         self._start_readers()
@@ -268,14 +269,16 @@ class Bridge:
         self._stop.set()
 
     def close(self) -> None:
-        if self.link is not None:
-            self.link.stop()
+        """Stop the devices, write every event made, say ``offline``, disconnect."""
         for closer in reversed(self._closers):
             try:
                 closer()
             except Exception:  # closing is best effort; report and go on
                 log.exception("while closing")
         self._closers.clear()
+        self.controller.stop_writer()
+        if self.link is not None:
+            self.link.stop()
         self.outbox.close()
 
 

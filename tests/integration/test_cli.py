@@ -3,6 +3,7 @@ its stdout and stderr, with a real Mosquitto, pty reader simulators and pcscd + 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -229,6 +230,71 @@ def test_bridge_without_a_readable_key_file(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("ironroom: config error: ")
     assert str(missing) in done.stderr and "Traceback" not in done.stderr
+
+
+def _one_line_failure(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert "Traceback" not in done.stderr, done.stderr[-1500:]
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ironroom: "), done.stderr
+    assert all(w in lines[0] for w in words), lines[0]
+
+
+def test_bridge_with_a_corrupt_outbox_says_so_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "room.toml"
+    config.write_text(ROOM)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "outbox.sqlite3").write_bytes(b"this is not an SQLite database at all\n" * 40)
+    done = ironroom(
+        "bridge",
+        "--config",
+        str(config),
+        "--key-file",
+        str(_key_file(tmp_path)),
+        "--data-dir",
+        str(data_dir),
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    )
+    _one_line_failure(done, "outbox")
+
+
+def test_bridge_with_one_pin_used_twice_says_so_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "room.toml"
+    config.write_text(ROOM.replace("pin = 18", "pin = 17"))  # the siren on the door's pin
+    done = ironroom(
+        "bridge",
+        "--config",
+        str(config),
+        "--key-file",
+        str(_key_file(tmp_path)),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    )
+    _one_line_failure(done, "17")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("lgpio") is not None, reason="lgpio is installed: a real Pi"
+)
+def test_bridge_with_a_pin_factory_not_installed_says_so_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "room.toml"
+    config.write_text(ROOM.replace('pin_factory = "mock"', 'pin_factory = "lgpio"'))
+    done = ironroom(
+        "bridge",
+        "--config",
+        str(config),
+        "--key-file",
+        str(_key_file(tmp_path)),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--broker",
+        "mqtt://127.0.0.1:9",
+    )
+    _one_line_failure(done, "lgpio")
 
 
 # -- bridge: running ---------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def test_minimal_config_gets_the_defaults():
     assert cfg.pin_factory == "lgpio"
     assert cfg.heartbeat_s == 5.0
     assert cfg.mqtt.broker == "mqtt://127.0.0.1:1883"
-    assert (cfg.mqtt.protocol, cfg.mqtt.keepalive_s, cfg.mqtt.username) == ("5", 30, None)
+    assert (cfg.mqtt.protocol, cfg.mqtt.keepalive_s, cfg.mqtt.username) == ("auto", 30, None)
     assert cfg.calendar.timezone == "Asia/Shanghai"
     assert cfg.calendar.holidays == frozenset() and cfg.calendar.workdays == frozenset()
     assert cfg.calendar.makeup_hours is None

@@ -236,7 +236,7 @@ CRIT, WARN = "critical", "warning"
 CAUSES: list[tuple[str, str, bool, str, list[tuple[str, str]], bool]] = [
     ("door-night", NIGHT, False, "door", [("after_hours_open", CRIT)], True),
     ("window-night", NIGHT, False, "window:w1", [("after_hours_open", CRIT)], True),
-    ("unlocked-cabinet-night", NIGHT, False, "cabinet:c2", [("after_hours_open", CRIT)], True),
+    ("lockless-cabinet-night", NIGHT, False, "cabinet:c2", [("after_hours_open", CRIT)], True),
     (
         "locked-cabinet-night",
         NIGHT,
