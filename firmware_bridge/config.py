@@ -499,6 +499,11 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
     _unique([lk.cabinet for lk in locks], "lock cabinet")
     _unique([r.reader for r in rfid], "rfid reader")
     _unique([b.reader for b in badges], "badge reader")
+    _unique_pins(
+        [(f"input[{n}] ({i.point!r})", i.pin) for n, i in enumerate(inputs)]
+        + [(f"output[{n}] ({o.name!r})", o.pin) for n, o in enumerate(outputs)]
+        + [(f"lock[{n}] ({lk.cabinet!r})", lk.pin) for n, lk in enumerate(locks)]
+    )
     cabinet_inputs = {i.point.split(":", 1)[1] for i in inputs if i.kind == "cabinet"}
     for lk in locks:
         if lk.cabinet not in cabinet_inputs:
@@ -557,6 +562,24 @@ def _uid(value: object, where: str) -> str:
     except ValueError:
         raise ConfigError(f"{where}: {value!r} is not a badge UID in hex") from None
     return text
+
+
+def _pin_key(pin: int | str) -> str:
+    """17, "17", "GPIO17" and "BCM17" are one pin; "BOARD11" is kept as written."""
+    text = str(pin).strip().upper()
+    for prefix in ("GPIO", "BCM"):
+        if text.startswith(prefix) and text[len(prefix) :].isdigit():
+            text = text[len(prefix) :]
+    return f"GPIO{int(text)}" if text.isdigit() else text
+
+
+def _unique_pins(uses: list[tuple[str, int | str]]) -> None:
+    seen: dict[str, str] = {}
+    for where, pin in uses:
+        key = _pin_key(pin)
+        if key in seen:
+            raise ConfigError(f"{where}: pin {pin!r} is already used by {seen[key]}")
+        seen[key] = where
 
 
 def _unique(names: list[str], what: str) -> None:

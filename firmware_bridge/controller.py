@@ -142,6 +142,9 @@ class Controller:
         self._siren_on = False
         self._led_mode = ""
         self._raised_ids: list[str] = []
+        # Latched alarms outlive a restart (a power cut must not silence them).
+        self.alarms = {d["alarm_id"]: Alarm(**d) for d in outbox.get("alarms", [])}
+        self._alarms_dirty = False
         self._to_announce: list[Alarm] = []
         self.armed = bool(outbox.get("armed", cfg.policy.armed))
         self.policy = self._load_policy()
@@ -182,8 +185,12 @@ class Controller:
             with self._lock:
                 rows = list(self._pending)
                 self._pending.clear()
+                alarms = [a.as_dict() for a in self.alarms.values()] if self._alarms_dirty else None
+                self._alarms_dirty = False
             if rows:
                 self.outbox.append(rows)
+            if alarms is not None:
+                self.outbox.put("alarms", alarms)
         if rows:
             self.on_events()
 
@@ -310,6 +317,7 @@ class Controller:
         severity = "critical" if cause in self.cfg.alarms.critical else "warning"
         alarm = Alarm(alarm_id, cause, point, severity, format_ts(now))
         self.alarms[alarm_id] = alarm
+        self._alarms_dirty = True
         self._to_announce.append(alarm)
         if emit:
             self._emit_raised()
@@ -363,8 +371,10 @@ class Controller:
             for alarm in self.alarms.values():
                 if alarm_id in (None, alarm.alarm_id) and not alarm.silenced:
                     alarm.silenced = True
+                    self._alarms_dirty = True
                     n += 1
             self._drive_outputs()
+        self._flush()
         self._changed()
         return n
 
@@ -376,6 +386,7 @@ class Controller:
             gone = [a for a in self.alarms.values() if alarm_id in (None, a.alarm_id)]
             for alarm in gone:
                 del self.alarms[alarm.alarm_id]
+                self._alarms_dirty = True
                 self._emit("alarm.cleared", {"alarm_id": alarm.alarm_id, "by": by})
             for alarm in gone:
                 point = alarm.point

@@ -216,9 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # the one place that turns a failure into a message
         from devices.badge.errors import BadgeError
+        from devices.gpio import GpioConfigError
+        from firmware_bridge.outbox import OutboxError
         from simulators.pcscd import PcscdError
 
-        if isinstance(exc, BadgeError | PcscdError | OSError):
+        if isinstance(exc, BadgeError | PcscdError | GpioConfigError | OutboxError | OSError):
             print(f"ironroom: {exc}", file=sys.stderr)
             return 2
         raise

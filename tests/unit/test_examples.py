@@ -16,7 +16,14 @@ def test_pi_example_loads_with_every_part() -> None:
     assert cfg.mqtt.broker.startswith("mqtts://")
     assert cfg.key_file == ROOT / "deploy/examples/controller.key"
     assert {i.kind for i in cfg.inputs} == {
-        "door", "window", "cabinet", "tamper", "motion", "panic", "smoke", "water",
+        "door",
+        "window",
+        "cabinet",
+        "tamper",
+        "motion",
+        "panic",
+        "smoke",
+        "water",
     }
     assert [lk.point for lk in cfg.locks] == ["lock:c1", "lock:c2"]
     assert cfg.readers == ["cabinet:c1", "cabinet:c2", "portal", "desk", "cabinet:c1"]
