@@ -177,6 +177,7 @@ class Output:
 
     def __init__(self, name: str, pin: int | str, *, pin_factory: Any, active_high: bool = True):
         self.name = name
+        self._lock = threading.Lock()
         try:
             self._dev = DigitalOutputDevice(
                 pin, active_high=active_high, initial_value=False, pin_factory=pin_factory
@@ -192,24 +193,30 @@ class Output:
     def pin(self) -> Any:
         return self._dev.pin
 
+    # gpiozero's blink thread is not safe to start and stop from two threads at once.
     def on(self) -> None:
-        self._dev.on()
+        with self._lock:
+            self._dev.on()
 
     def off(self) -> None:
-        self._dev.off()
-
-    def set(self, on: bool) -> None:
-        if on:
-            self._dev.on()
-        else:
+        with self._lock:
             self._dev.off()
 
+    def set(self, on: bool) -> None:
+        with self._lock:
+            if on:
+                self._dev.on()
+            else:
+                self._dev.off()
+
     def blink(self, on_s: float, off_s: float) -> None:
-        self._dev.blink(on_time=on_s, off_time=off_s, background=True)
+        with self._lock:
+            self._dev.blink(on_time=on_s, off_time=off_s, background=True)
 
     def close(self) -> None:
-        self._dev.off()  # stops a blink thread before the pin goes away
-        self._dev.close()
+        with self._lock:
+            self._dev.off()  # stops a blink thread before the pin goes away
+            self._dev.close()
 
 
 class Lock:

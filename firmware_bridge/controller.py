@@ -361,6 +361,11 @@ class Controller:
         else:
             self.led.set(True)
 
+    def link_changed(self) -> None:
+        """The broker connection came or went: the status LED shows it."""
+        with self._lock:
+            self._drive_led()
+
     @property
     def siren_on(self) -> bool:
         return self._siren_on

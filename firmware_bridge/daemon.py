@@ -163,7 +163,7 @@ class Bridge:
             self.outbox,
             on_command=self._on_command,
             on_ack=self._on_ack,
-            on_connection=lambda up: ctl._drive_led(),
+            on_connection=lambda up: ctl.link_changed(),
             seen_before=self.earlier_rows,
         )
         self.link.state_provider = ctl.state_message
