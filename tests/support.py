@@ -3,6 +3,7 @@ stand-in for the tracker's acknowledgements."""
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -44,7 +45,14 @@ class Mosquitto:
     """A real Mosquitto on 127.0.0.1 with a config this test writes. ``stop()`` and
     ``start()`` again keep the port (fault tests)."""
 
-    def __init__(self, workdir: Path, *, persistence: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        persistence: bool = False,
+        tls: tuple[Path, Path, Path] | None = None,
+        password_file: Path | None = None,
+    ) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             pytest.fail(
@@ -55,9 +63,14 @@ class Mosquitto:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+        # Run as the test's own user: as root, Mosquitto would switch to "mosquitto", who
+        # cannot read this test's files.
+        lines = [f"user {getpass.getuser()}", f"listener {self.port} 127.0.0.1"]
+        if tls is not None:
+            lines += [f"cafile {tls[0]}", f"certfile {tls[1]}", f"keyfile {tls[2]}"]
+        lines += [
+            "allow_anonymous false" if password_file else "allow_anonymous true",
+            *([f"password_file {password_file}"] if password_file else []),
             # The default (1000) silently drops QoS 1 messages for an offline subscriber.
             "max_queued_messages 1000000",
             "max_inflight_messages 0",

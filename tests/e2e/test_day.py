@@ -58,8 +58,9 @@ class Sub:
         return rows
 
     def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(5)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
         self._f.close()
 
 
@@ -98,9 +99,12 @@ def _summary(ev) -> tuple:
             return (ev.type,)
 
 
-def test_day_scenario_every_event_on_the_wire(tmp_path: Path, broker: Mosquitto, pcscd) -> None:
+def test_day_scenario_every_event_on_the_wire(
+    tmp_path: Path, broker: Mosquitto, pcscd: list[str], request: pytest.FixtureRequest
+) -> None:
     key_file, key = _key(tmp_path)
     sub = Sub(broker, tmp_path / "wire.txt")
+    request.addfinalizer(sub.close)
     wait_until(lambda: broker.proc is not None, 5, "broker")
     # mosquitto_sub has no "subscribed" signal: a retained probe proves the subscription.
     probe = subprocess.run(
