@@ -77,6 +77,7 @@ class Link:
         self._now = time.monotonic
         self._outstanding_since: float | None = None
         self._socket_open_at: float | None = None
+        self._connack_seen = False
         self._resend_after = cfg.mqtt.resend_s
 
         self._client_id = client_id or cfg.controller
@@ -145,6 +146,7 @@ class Link:
 
     def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
         self._socket_open_at = self._now()
+        self._connack_seen = False
 
     def _check_connack(self) -> None:
         """Some 3.1.1-only brokers neither answer an MQTT 5 CONNECT nor close: give up
@@ -201,6 +203,7 @@ class Link:
     # -- paho callbacks (network thread) ----------------------------------------------
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._connack_seen = True
         if reason.is_failure:
             if reason.value == 0x84 and self._maybe_fall_back():  # unsupported version
                 return
@@ -233,7 +236,7 @@ class Link:
         with self._wake:
             self._inflight.clear()
             self._wake.notify()
-        if not was and client is self.client:
+        if not was and not self._connack_seen and client is self.client:
             # Closed after CONNECT without a CONNACK: some 3.1.1-only brokers do that.
             self._maybe_fall_back()
         if was and not self._stop.is_set():

@@ -129,7 +129,9 @@ def test_tls_and_password(tmp_path: Path, tls_broker) -> None:
         sub.loop_stop()
 
 
-def test_wrong_password_is_refused_and_rules_still_work(tmp_path: Path, tls_broker) -> None:
+def test_wrong_password_is_refused_and_rules_still_work(
+    tmp_path: Path, tls_broker, caplog: pytest.LogCaptureFixture
+) -> None:
     broker, ca = tls_broker
     room = _room(tmp_path, broker.port, ca, "wrong")
     try:
@@ -139,5 +141,8 @@ def test_wrong_password_is_refused_and_rules_still_work(tmp_path: Path, tls_brok
         assert room.gpio.siren
         wait_until(lambda: room.bridge.outbox.depth() >= 3, 5, "events kept in the outbox")
         assert not room.bridge.link.connected
+        wait_until(lambda: "refused the connection" in caplog.text, 10, "the refusal")
+        # A refused login is not a reason to give up MQTT 5.
+        assert room.bridge.link.client.protocol == 5
     finally:
         room.close()
