@@ -135,15 +135,14 @@ class Controller:
         self._pending: deque[tuple[int, int, str, bytes, bool]] = deque()
         self.points: dict[str, bool] = {}
         self.kinds = {i.point: i.kind for i in cfg.inputs}
-        self.alarms: dict[str, Alarm] = {}
         self._episodes: dict[str, _Episode] = {}
         self._relock_at: dict[str, float] = {}
         self._started_mono = clock.monotonic()
         self._siren_on = False
         self._led_mode = ""
-        self._raised_ids: list[str] = []
+        self._raised = 0  # alarms raised in this boot: their ids are boot-unique
         # Latched alarms outlive a restart (a power cut must not silence them).
-        self.alarms = {d["alarm_id"]: Alarm(**d) for d in outbox.get("alarms", [])}
+        self.alarms: dict[str, Alarm] = {d["alarm_id"]: Alarm(**d) for d in outbox.get("alarms", [])}
         self._alarms_dirty = False
         self._to_announce: list[Alarm] = []
         self.armed = bool(outbox.get("armed", cfg.policy.armed))
@@ -312,8 +311,8 @@ class Controller:
         for alarm in self.alarms.values():
             if alarm.cause == cause and alarm.point == point:
                 return  # latched already: one alarm per cause and point until reset
-        alarm_id = f"{self.cfg.controller}:{self.boot}:a{len(self._raised_ids) + 1}"
-        self._raised_ids.append(alarm_id)
+        self._raised += 1
+        alarm_id = f"{self.cfg.controller}:{self.boot}:a{self._raised}"
         severity = "critical" if cause in self.cfg.alarms.critical else "warning"
         alarm = Alarm(alarm_id, cause, point, severity, format_ts(now))
         self.alarms[alarm_id] = alarm
@@ -411,6 +410,7 @@ class Controller:
         now = self.clock.now()
         mono = self.clock.monotonic()
         with self._lock:
+            raised_before = self._raised
             for point, ep in self._episodes.items():
                 limit = self.cfg.alarms.held_open_s.get(self.kinds[point], 0.0)
                 for cause in causes_while_active(
@@ -426,7 +426,10 @@ class Controller:
             for tracker in {id(t): t for t in self.presence.values()}.values():
                 self._presence_changes(tracker.tick(mono))
             self._drive_outputs()
+            raised = self._raised != raised_before
         self._flush()
+        if raised:
+            self._changed()
 
     # -- locks ------------------------------------------------------------------------
 
