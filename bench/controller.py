@@ -21,7 +21,6 @@ import re
 import select
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
+
+from simulators.broker import BrokerError, MosquittoProcess
 
 log = logging.getLogger("bench")
 
@@ -128,12 +129,6 @@ def wait_until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.01)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def project_python() -> str:
     """The project's virtualenv interpreter (not resolved: the symlink is the venv)."""
     venv = PROJECT_DIR / ".venv" / "bin" / "python"
@@ -182,61 +177,21 @@ def stop_process(proc: subprocess.Popen[Any] | None, name: str, timeout: float =
 # -- processes: broker and acker ----------------------------------------------------------
 
 
-class Broker:
-    """A Mosquitto of our own on 127.0.0.1, with a config file written here."""
+class Broker(MosquittoProcess):
+    """A Mosquitto of our own on 127.0.0.1 (``simulators.broker``), failing as a BenchError."""
 
     def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(binary).exists():
-            raise BenchError("mosquitto not found (apt-get install mosquitto)")
-        self.binary = binary
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.conf = workdir / "mosquitto.conf"
-        self.log_path = workdir / "mosquitto.log"
-        self.conf.write_text(
-            "\n".join(
-                [
-                    f"listener {self.port} 127.0.0.1",
-                    "allow_anonymous true",
-                    # never drop QoS 1 messages queued for a slow subscriber
-                    "max_queued_messages 1000000",
-                    "persistence false",
-                    "log_dest stderr",
-                    "log_type error",
-                    "log_type warning",
-                ]
-            )
-            + "\n",
-            encoding="utf-8",
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                [self.binary, "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT
-            )
-        wait_until(self._listening, 10, f"mosquitto on 127.0.0.1:{self.port}")
-        log.info("mosquitto pid %d on 127.0.0.1:%d", self.proc.pid, self.port)
-
-    def _listening(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise BenchError(f"mosquitto exited: {tail(self.log_path)}")
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
+            super().__init__(workdir)
+        except BrokerError as exc:
+            raise BenchError(str(exc)) from None
 
-    def stop(self) -> None:
-        stop_process(self.proc, "mosquitto")
-        self.proc = None
+    def start(self, timeout: float = 10.0) -> None:
+        try:
+            super().start(timeout)
+        except BrokerError as exc:
+            raise BenchError(str(exc)) from None
+        log.info("mosquitto pid %d on 127.0.0.1:%d", self.proc.pid if self.proc else 0, self.port)
 
 
 class AckerProcess:

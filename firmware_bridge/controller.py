@@ -142,7 +142,9 @@ class Controller:
         self._led_mode = ""
         self._raised = 0  # alarms raised in this boot: their ids are boot-unique
         # Latched alarms outlive a restart (a power cut must not silence them).
-        self.alarms: dict[str, Alarm] = {d["alarm_id"]: Alarm(**d) for d in outbox.get("alarms", [])}
+        self.alarms: dict[str, Alarm] = {
+            d["alarm_id"]: Alarm(**d) for d in outbox.get("alarms", [])
+        }
         self._alarms_dirty = False
         self._to_announce: list[Alarm] = []
         self.armed = bool(outbox.get("armed", cfg.policy.armed))

@@ -3,10 +3,6 @@ stand-in for the tracker's acknowledgements."""
 
 from __future__ import annotations
 
-import getpass
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -21,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from protocol.envelope import decode_event, make_ack
 from protocol.topics import parse_topic
+from simulators.broker import BrokerError, MosquittoProcess, free_port  # noqa: F401 (re-exported)
 
 
 def wait_until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
@@ -35,85 +32,21 @@ def wait_until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condi
         time.sleep(0.005)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Mosquitto(MosquittoProcess):
+    """A real Mosquitto on 127.0.0.1 with a config this test writes; a broker that cannot
+    start fails the test with what to install."""
 
-
-class Mosquitto:
-    """A real Mosquitto on 127.0.0.1 with a config this test writes. ``stop()`` and
-    ``start()`` again keep the port (fault tests)."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        *,
-        persistence: bool = False,
-        tls: tuple[Path, Path, Path] | None = None,
-        password_file: Path | None = None,
-    ) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(binary).exists():
-            pytest.fail(
-                "mosquitto is not installed: run `make install` (apt-get install mosquitto)"
-            )
-        self.binary = binary
-        self.port = free_port()
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.conf = workdir / "mosquitto.conf"
-        # Run as the test's own user: as root, Mosquitto would switch to "mosquitto", who
-        # cannot read this test's files.
-        lines = [f"user {getpass.getuser()}", f"listener {self.port} 127.0.0.1"]
-        if tls is not None:
-            lines += [f"cafile {tls[0]}", f"certfile {tls[1]}", f"keyfile {tls[2]}"]
-        lines += [
-            "allow_anonymous false" if password_file else "allow_anonymous true",
-            *([f"password_file {password_file}"] if password_file else []),
-            # The default (1000) silently drops QoS 1 messages for an offline subscriber.
-            "max_queued_messages 1000000",
-            "max_inflight_messages 0",
-            f"persistence {'true' if persistence else 'false'}",
-            f"persistence_location {workdir}/",
-            "autosave_interval 1",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-        ]
-        self.conf.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = workdir / "mosquitto.log"
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [self.binary, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_until(self._listening, 10, f"mosquitto on port {self.port}")
-
-    def _listening(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            pytest.fail(f"mosquitto exited: {self.log.read_text(errors='replace')[-1000:]}")
+    def __init__(self, workdir: Path, **kw: Any) -> None:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
+            super().__init__(workdir, **kw)
+        except BrokerError as exc:
+            pytest.fail(f"{exc} (run `make install`)")
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+    def start(self, timeout: float = 10.0) -> None:
+        try:
+            super().start(timeout)
+        except BrokerError as exc:
+            pytest.fail(str(exc))
 
 
 @dataclass
