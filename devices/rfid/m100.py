@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from devices.rfid.errors import FrameError
+from devices.rfid.framing import FrameBuffer
 
 BAUDRATE = 115200
 Framing = Literal["BB", "AA"]
@@ -212,7 +213,7 @@ _NEED_MORE = -1
 _BAD = -2
 
 
-class M100Parser:
+class M100Parser(FrameBuffer[M100Frame]):
     """Turns the module's byte stream into typed frames; no I/O.
 
     Accepts ``BB..7E`` and ``AA..DD`` framing, in any chunking. Resynchronises after garbage,
@@ -224,18 +225,7 @@ class M100Parser:
     with a bad checksum, length or CRC; ``bytes_skipped`` every byte not part of a valid frame.
     """
 
-    __slots__ = ("_buf", "_cache", "frames_ok", "frames_bad", "bytes_skipped")
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._cache: dict[bytes, M100Frame] = {}
-        self.frames_ok = 0
-        self.frames_bad = 0
-        self.bytes_skipped = 0
-
-    def reset(self) -> None:
-        """Drop a partial frame (e.g. after the port was reopened); counters are kept."""
-        self._buf.clear()
+    __slots__ = ()
 
     def _frame_at(self, buf: bytearray, j: int, n: int) -> tuple[int, M100Frame | None]:
         """Look at a header at ``j``: (end, frame), (end, None) for a bad complete frame,

@@ -13,6 +13,7 @@ import binascii
 from dataclasses import dataclass
 
 from devices.rfid.errors import FrameError
+from devices.rfid.framing import FrameBuffer
 
 BAUDRATE = 9600
 STX = 0x02
@@ -62,7 +63,7 @@ def _decode(body: bytes) -> TagRead | None:
     return TagRead(body[:10].decode("ascii").upper())
 
 
-class Rdm6300Parser:
+class Rdm6300Parser(FrameBuffer[TagRead]):
     """Turns the module's byte stream into :class:`TagRead` values; no I/O.
 
     Feed it whatever the port returned, in any chunking. It resynchronises on the next STX
@@ -73,18 +74,7 @@ class Rdm6300Parser:
     but a bad digit or checksum; ``bytes_skipped`` every byte not part of a valid frame.
     """
 
-    __slots__ = ("_buf", "_cache", "frames_ok", "frames_bad", "bytes_skipped")
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._cache: dict[bytes, TagRead] = {}
-        self.frames_ok = 0
-        self.frames_bad = 0
-        self.bytes_skipped = 0
-
-    def reset(self) -> None:
-        """Drop a partial frame (e.g. after the port was reopened); counters are kept."""
-        self._buf.clear()
+    __slots__ = ()
 
     def feed(self, data: bytes) -> list[TagRead]:
         """Consume ``data`` and return the tags of the frames it completed, in order."""
