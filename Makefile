@@ -33,6 +33,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy protocol
+	$(VENV)/bin/mypy --ignore-missing-imports firmware_bridge devices/rfid
 
 bench: install
 	$(PY) bench/controller.py

@@ -203,10 +203,10 @@ class _Table:
             raise ConfigError(f"{self.where}.{key}: expected {what}, got {value!r}")
         return value
 
-    def str(self, key: str, default: Any = None) -> Any:
+    def text(self, key: str, default: Any = None) -> Any:
         return self._get(key, default, (str,), "a string")
 
-    def int(self, key: str, default: Any = None, lo: int = 0, hi: int = 10**9) -> Any:
+    def integer(self, key: str, default: Any = None, lo: int = 0, hi: int = 10**9) -> Any:
         value = self._get(key, default, (int,), "an integer")
         if isinstance(value, int) and not lo <= value <= hi:
             raise ConfigError(f"{self.where}.{key}: must be between {lo} and {hi}, got {value}")
@@ -218,7 +218,7 @@ class _Table:
             raise ConfigError(f"{self.where}.{key}: must be between {lo} and {hi}, got {value}")
         return None if value is None else float(value)
 
-    def bool(self, key: str, default: Any = None) -> Any:
+    def flag(self, key: str, default: Any = None) -> Any:
         return self._get(key, default, (bool,), "true or false")
 
     def choice(self, key: str, choices: tuple[str, ...], default: Any = None) -> Any:
@@ -228,7 +228,7 @@ class _Table:
         return value
 
     def path(self, key: str, default: Any = None) -> Path | None:
-        value = self.str(key, default)
+        value = self.text(key, default)
         if value is None or value == "":
             return None
         p = Path(value).expanduser()
@@ -317,25 +317,25 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
     ctl.done()
 
     m = top.table("mqtt")
-    broker = m.str("broker", "mqtt://127.0.0.1:1883")
+    broker = m.text("broker", "mqtt://127.0.0.1:1883")
     check_broker_url(broker, f"{m.where}.broker")
     mqtt = MqttCfg(
         broker=broker,
-        username=m.str("username"),
+        username=m.text("username"),
         password_file=m.path("password_file"),
         ca_file=m.path("ca_file"),
         cert_file=m.path("cert_file"),
         key_file=m.path("key_file"),
         protocol=m.choice("protocol", ("auto", "5", "3.1.1"), "auto"),
-        keepalive_s=m.int("keepalive_s", 30, lo=5, hi=3600),
-        session_expiry_s=m.int("session_expiry_s", 7 * 24 * 3600, lo=0, hi=2**32 - 1),
+        keepalive_s=m.integer("keepalive_s", 30, lo=5, hi=3600),
+        session_expiry_s=m.integer("session_expiry_s", 7 * 24 * 3600, lo=0, hi=2**32 - 1),
         retry_max_s=m.num("retry_max_s", 30.0, lo=0.1, hi=3600),
         resend_s=m.num("resend_s", 60.0, lo=1, hi=86400),
     )
     m.done()
 
     h = top.table("hours")
-    timezone = h.str("timezone", "Asia/Shanghai")
+    timezone = h.text("timezone", "Asia/Shanghai")
     weekly_raw = {
         d: h.data[d] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun") if d in h.data
     }
@@ -362,10 +362,10 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
 
     pr = top.table("presence")
     presence = PresenceCfg(
-        missing_rounds=pr.int("missing_rounds", 3, lo=1, hi=1000),
+        missing_rounds=pr.integer("missing_rounds", 3, lo=1, hi=1000),
         round_s=pr.num("round_ms", 100, lo=10, hi=60000) / 1000,
         timeout_s=pr.num("timeout_ms", 500, lo=50, hi=600000) / 1000,
-        window_rounds=pr.int("window_rounds", 5, lo=1, hi=1000),
+        window_rounds=pr.integer("window_rounds", 5, lo=1, hi=1000),
         hysteresis_db=pr.num("hysteresis_db", 6.0, lo=0, hi=100),
     )
     pr.done()
@@ -389,7 +389,7 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
     a.done()
 
     b = top.table("badges")
-    allow_uid_only = b.bool("allow_uid_only", False)
+    allow_uid_only = b.flag("allow_uid_only", False)
     b.done()
 
     pol = top.table("policy")
@@ -404,13 +404,13 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
     policy = PolicyCfg(
         cabinets=cabinets,
         reset_badges=tuple(_uid(u, f"{pol.where}.reset_badges") for u in reset),
-        armed=pol.bool("armed", False),
+        armed=pol.flag("armed", False),
     )
     pol.done()
 
     inputs: list[InputCfg] = []
     for t in top.tables("input"):
-        point = t.str("point", _REQUIRED)
+        point = t.text("point", _REQUIRED)
         try:
             kind = point_kind(point)
         except TopicError as exc:
@@ -437,7 +437,7 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
             OutputCfg(
                 name=t.choice("point", ("siren", "led"), _REQUIRED),
                 pin=t.pin("pin"),
-                active_high=t.bool("active_high", True),
+                active_high=t.flag("active_high", True),
             )
         )
         t.done()
@@ -448,22 +448,22 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
             LockCfg(
                 cabinet=_name(t, "cabinet", "cabinet id"),
                 pin=t.pin("pin"),
-                active_high=t.bool("active_high", True),
+                active_high=t.flag("active_high", True),
                 fail=t.choice("fail", ("secure", "safe"), "secure"),
-                unlock_s=t.int("unlock_s", 20, lo=1, hi=600),
+                unlock_s=t.integer("unlock_s", 20, lo=1, hi=600),
             )
         )
         t.done()
 
     rfid: list[RfidCfg] = []
     for t in top.tables("rfid"):
-        reader = t.str("reader", _REQUIRED)
+        reader = t.text("reader", _REQUIRED)
         _reader(reader, f"{t.where}.reader")
         rfid.append(
             RfidCfg(
                 reader=reader,
                 driver=t.choice("driver", ("rdm6300", "m100"), _REQUIRED),
-                port=t.str("port", _REQUIRED),
+                port=t.text("port", _REQUIRED),
                 mode=t.choice("mode", ("single", "multi"), "single"),
             )
         )
@@ -471,7 +471,7 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
 
     badges: list[BadgeCfg] = []
     for t in top.tables("badge"):
-        reader = t.str("reader", _REQUIRED)
+        reader = t.text("reader", _REQUIRED)
         _reader(reader, f"{t.where}.reader")
         profile = t.choice("profile", ("internal-auth", "uid"), "internal-auth")
         key = t.path("master_key_file")
@@ -485,7 +485,7 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
         badges.append(
             BadgeCfg(
                 reader=reader,
-                pcsc=t.str("pcsc", _REQUIRED),
+                pcsc=t.text("pcsc", _REQUIRED),
                 profile=profile,
                 cipher=t.choice("cipher", ("aes", "sm4"), "aes"),
                 master_key_file=key,
@@ -537,7 +537,7 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
 
 
 def _name(t: _Table, key: str, what: str) -> str:
-    value = t.str(key, _REQUIRED)
+    value = t.text(key, _REQUIRED)
     try:
         return check_name(value, what)
     except TopicError as exc:

@@ -7,6 +7,7 @@ from the first second even when the broker is unreachable.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -210,7 +211,7 @@ class Bridge:
                 master_key=key,
                 cipher=b.cipher,
                 allow_uid_only=self.cfg.allow_uid_only,
-                on_badge=lambda p, name=b.reader: self._on_badge(name, p),
+                on_badge=functools.partial(self._on_badge, b.reader),
             )
             watcher.start()
             self._closers.append(watcher.stop)

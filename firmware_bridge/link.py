@@ -133,7 +133,7 @@ class Link:
     def _connect(self) -> None:
         props = None
         if self._v5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.cfg.mqtt.session_expiry_s
         self.client.connect_async(
             self._host,
