@@ -6,8 +6,6 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from protocol.envelope import decode_state, make_ack
 from protocol.signing import sign
 from simulators.clock import SimClock
@@ -232,11 +230,6 @@ def test_will_is_offline_and_sig_covers_state(tmp_path: Path, broker: Mosquitto)
     sig = state.pop("sig")
     assert sign(room.bridge.key, col.on("/state")[-1].topic, state) == sig
     col.close()
-
-
-@pytest.mark.parametrize("unused", [free_port()])
-def test_unused_port_helper(unused: int) -> None:
-    assert 1024 < unused < 65536
 
 
 def test_falls_back_to_mqtt_311_on_a_broker_that_refuses_5(tmp_path: Path) -> None:
