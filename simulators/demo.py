@@ -170,6 +170,9 @@ def run_demo(*, port: int, data_dir: Path, scenario: str, seconds: float | None)
     from simulators.scenarios import SCENARIOS, play
 
     chosen = SCENARIOS[scenario]
+    # The live view is the output; the parts' own logs only when something goes wrong.
+    for name in ("amqtt", "transitions", "firmware_bridge", "simulators", "devices"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     port = pick_port(port)
     broker = EmbeddedBroker(port)
     broker.start()

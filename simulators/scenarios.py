@@ -276,7 +276,11 @@ def play(
         commander.start()
         thread = threading.Thread(target=runner.run, name="scenario", daemon=True)
         thread.start()
-        stop.wait(seconds)
+        deadline = None if seconds is None else time.monotonic() + seconds
+        # Wake now and then: a signal (Ctrl-C) is only handled when the main thread runs.
+        while not stop.wait(0.2):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
         runner.stop.set()
         thread.join(5)
     finally:
