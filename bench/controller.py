@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from simulators.broker import BrokerError, MosquittoProcess
+from simulators.broker import BrokerError, MosquittoProcess, stop_process
 
 log = logging.getLogger("bench")
 
@@ -159,19 +159,6 @@ def tail(path: Path, chars: int = 2000) -> str:
         return path.read_text(encoding="utf-8", errors="replace")[-chars:]
     except OSError:
         return ""
-
-
-def stop_process(proc: subprocess.Popen[Any] | None, name: str, timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL if it does not go; only this one process id."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log.warning("%s (pid %d) ignored SIGTERM; killing it", name, proc.pid)
-        proc.kill()
-        proc.wait(5)
 
 
 # -- processes: broker and acker ----------------------------------------------------------

@@ -8,11 +8,15 @@ started again on the same port, which is how the fault tests take the broker awa
 from __future__ import annotations
 
 import getpass
+import logging
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class BrokerError(RuntimeError):
@@ -25,14 +29,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL if it does not go."""
+def stop_process(
+    proc: subprocess.Popen[Any] | None, name: str = "process", timeout: float = 10.0
+) -> None:
+    """SIGTERM, then SIGKILL if it does not go; only this one process id."""
     if proc is None or proc.poll() is not None:
         return
     proc.terminate()
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
+        log.warning("%s (pid %d) ignored SIGTERM; killing it", name, proc.pid)
         proc.kill()
         proc.wait(5)
 
@@ -102,5 +109,5 @@ class MosquittoProcess:
             return False
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        stop_process(self.proc, "mosquitto")
         self.proc = None
