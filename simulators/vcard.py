@@ -45,11 +45,11 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Literal, TextIO
 
 from devices.badge.crypto import BLOCK_SIZE, card_key, card_response, check_cipher
 from devices.badge.crypto import load_master_key as _load_master_key
+from devices.lifecycle import Running
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ SW_CONDITIONS = b"\x69\x85"
 SW_UNKNOWN_INS = b"\x6d\x00"
 
 
-class VirtualCard:
+class VirtualCard(Running):
     """A badge that plugs into vpcd over TCP.
 
     ``uid``: the UID the reader reports (4, 7 or 10 bytes on real cards). ``master_key``
@@ -263,16 +263,11 @@ class VirtualCard:
             thread.join(5.0)
         self.powered = False
 
-    def __enter__(self) -> VirtualCard:
+    # ``with card:`` puts the card on the reader and takes it away again.
+    def start(self) -> None:
         self.insert()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self.remove()
 
     def _serve(self, sock: socket.socket) -> None:
