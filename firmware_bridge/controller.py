@@ -10,6 +10,7 @@ in sequence order.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -124,6 +125,7 @@ class Controller:
         self.locks = locks or {}
         #: reader -> PresenceTracker (cabinet readers share one instance)
         self.presence = presence or {}
+        self._trackers = list({id(t): t for t in self.presence.values()}.values())
         self.online = online
         self.on_events: Callable[[], None] = lambda: None
         self.on_state: Callable[[], None] = lambda: None
@@ -176,8 +178,9 @@ class Controller:
         GPIO callback never waits for a disk; without it the caller writes.
         """
         if self._writer is not None:
-            with self._writer_wake:
-                self._writer_wake.notify()
+            if self._pending:  # most tag reads make no event: no wake-up for them
+                with self._writer_wake:
+                    self._writer_wake.notify()
             return
         self._write_pending()
 
@@ -425,7 +428,7 @@ class Controller:
                 if mono >= when:
                     del self._relock_at[cabinet]
                     self._set_lock(cabinet, False, "timeout")
-            for tracker in {id(t): t for t in self.presence.values()}.values():
+            for tracker in self._trackers:
                 self._presence_changes(tracker.tick(mono))
             self._drive_outputs()
             raised = self._raised != raised_before
@@ -593,24 +596,24 @@ class Controller:
         return base
 
     def _calendar_from_policy(self, policy: dict[str, Any] | None = None) -> Calendar:
+        """The configured calendar with whatever the cached policy overrides."""
         p = self.policy if policy is None else policy
         cal = self.cfg.calendar
-        return Calendar(
-            timezone=p.get("timezone", cal.timezone),
-            weekly=parse_weekly(p["hours"], "policy.hours") if "hours" in p else cal.weekly,
-            holidays=parse_dates(p["holidays"], "policy.holidays")
-            if "holidays" in p
-            else cal.holidays,
-            workdays=parse_dates(p["workdays"], "policy.workdays")
-            if "workdays" in p
-            else cal.workdays,
-            makeup_hours=parse_spans(p["makeup"], "policy.makeup")
-            if "makeup" in p
-            else cal.makeup_hours,
-            grants=parse_grants(p["extended"], "policy.extended")
-            if "extended" in p
-            else cal.grants,
-        )
+        parsers = {
+            "weekly": ("hours", parse_weekly),
+            "holidays": ("holidays", parse_dates),
+            "workdays": ("workdays", parse_dates),
+            "makeup_hours": ("makeup", parse_spans),
+            "grants": ("extended", parse_grants),
+        }
+        changes: dict[str, Any] = {
+            field: parse(p[key], f"policy.{key}")
+            for field, (key, parse) in parsers.items()
+            if key in p
+        }
+        if "timezone" in p:
+            changes["timezone"] = p["timezone"]
+        return dataclasses.replace(cal, **changes)
 
     def apply_policy(self, update: dict[str, Any]) -> None:
         """Merge a ``policy.update``; checked whole before anything changes, kept on disk."""

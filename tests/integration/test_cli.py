@@ -240,13 +240,9 @@ def _one_line_failure(done: subprocess.CompletedProcess[str], *words: str) -> No
     assert all(w in lines[0] for w in words), lines[0]
 
 
-def test_bridge_with_a_corrupt_outbox_says_so_in_one_line(tmp_path: Path) -> None:
-    config = tmp_path / "room.toml"
-    config.write_text(ROOM)
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "outbox.sqlite3").write_bytes(b"this is not an SQLite database at all\n" * 40)
-    done = ironroom(
+def _bridge_once(tmp_path: Path, config: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`ironroom bridge` with this config, a fresh key and a broker port nobody serves."""
+    return ironroom(
         "bridge",
         "--config",
         str(config),
@@ -257,23 +253,22 @@ def test_bridge_with_a_corrupt_outbox_says_so_in_one_line(tmp_path: Path) -> Non
         "--broker",
         "mqtt://127.0.0.1:9",
     )
+
+
+def test_bridge_with_a_corrupt_outbox_says_so_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "room.toml"
+    config.write_text(ROOM)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "outbox.sqlite3").write_bytes(b"this is not an SQLite database at all\n" * 40)
+    done = _bridge_once(tmp_path, config, data_dir)
     _one_line_failure(done, "outbox")
 
 
 def test_bridge_with_one_pin_used_twice_says_so_in_one_line(tmp_path: Path) -> None:
     config = tmp_path / "room.toml"
     config.write_text(ROOM.replace("pin = 18", "pin = 17"))  # the siren on the door's pin
-    done = ironroom(
-        "bridge",
-        "--config",
-        str(config),
-        "--key-file",
-        str(_key_file(tmp_path)),
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--broker",
-        "mqtt://127.0.0.1:9",
-    )
+    done = _bridge_once(tmp_path, config, tmp_path / "data")
     _one_line_failure(done, "17")
 
 
@@ -283,17 +278,7 @@ def test_bridge_with_one_pin_used_twice_says_so_in_one_line(tmp_path: Path) -> N
 def test_bridge_with_a_pin_factory_not_installed_says_so_in_one_line(tmp_path: Path) -> None:
     config = tmp_path / "room.toml"
     config.write_text(ROOM.replace('pin_factory = "mock"', 'pin_factory = "lgpio"'))
-    done = ironroom(
-        "bridge",
-        "--config",
-        str(config),
-        "--key-file",
-        str(_key_file(tmp_path)),
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--broker",
-        "mqtt://127.0.0.1:9",
-    )
+    done = _bridge_once(tmp_path, config, tmp_path / "data")
     _one_line_failure(done, "lgpio")
 
 
