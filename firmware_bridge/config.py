@@ -8,12 +8,14 @@ taken from the config file's folder. Command-line options (``--broker``, ``--key
 from __future__ import annotations
 
 import hashlib
+import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from firmware_bridge.errors import BridgeError
 from firmware_bridge.hours import (
     Calendar,
     HoursError,
@@ -35,8 +37,9 @@ CRITICAL_BY_DEFAULT = (
 )
 
 
-class ConfigError(ValueError):
-    """The config cannot be used; the message names the file and the key."""
+class ConfigError(BridgeError, ValueError):
+    """The config cannot be used; the message names the file once, then the key:
+    ``/etc/ironroom/room.toml: mqtt.ca_file: /etc/ironroom/nope.crt: no such file``."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ class Config:
     rfid: tuple[RfidCfg, ...]
     badges: tuple[BadgeCfg, ...]
     digest: str
+    #: the fields set from the command line (``with_overrides``), named in errors by option
+    overridden: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def points(self) -> list[str]:
@@ -175,10 +180,87 @@ class Config:
             check_broker_url(broker, "--broker")
             cfg = replace(cfg, mqtt=replace(cfg.mqtt, broker=broker))
         if key_file:
-            cfg = replace(cfg, key_file=Path(key_file))
+            cfg = replace(cfg, key_file=Path(key_file), overridden=cfg.overridden | {"key_file"})
         if data_dir:
-            cfg = replace(cfg, data_dir=Path(data_dir))
+            cfg = replace(cfg, data_dir=Path(data_dir), overridden=cfg.overridden | {"data_dir"})
         return cfg
+
+    def check_files(self) -> Config:
+        """Check, before anything starts, that every file the config names can be read and
+        that the data folder exists or can be made; returns the config.
+
+        The error names the key (or the command-line option) and the path:
+        ``room.toml: mqtt.password_file: /etc/ironroom/mqtt.password: no such file``.
+        """
+        prefix = f"{self.path}: " if self.path else ""
+
+        def key(name: str, option: str) -> str:
+            return option if name in self.overridden else f"{prefix}controller.{name}"
+
+        files: list[tuple[str, Path | None]] = [
+            (key("key_file", "--key-file"), self.key_file),
+            (f"{prefix}controller.command_key_file", self.command_key_file),
+            (f"{prefix}mqtt.password_file", self.mqtt.password_file),
+            (f"{prefix}mqtt.ca_file", self.mqtt.ca_file),
+            (f"{prefix}mqtt.cert_file", self.mqtt.cert_file),
+            (f"{prefix}mqtt.key_file", self.mqtt.key_file),
+        ]
+        files += [
+            (f"{prefix}badge[{i}].master_key_file", b.master_key_file)
+            for i, b in enumerate(self.badges)
+        ]
+        for where, path in files:
+            problem = None if path is None else _file_problem(path)
+            if problem:
+                raise ConfigError(f"{where}: {path}: {problem}")
+        problem = _folder_problem(self.data_dir)
+        if problem:
+            raise ConfigError(f"{key('data_dir', '--data-dir')}: {self.data_dir}: {problem}")
+        return self
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file, or None. Never opens it (a FIFO would block)."""
+    try:
+        if path.is_dir():
+            return "a folder, not a file"
+        if not path.exists():
+            return "no such file"
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+    if not os.access(path, os.R_OK):
+        return "not readable (permission denied)"
+    return None
+
+
+def _folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot serve as the data folder (exist or be made, and be written)."""
+    try:
+        if path.exists():
+            if not path.is_dir():
+                return "not a folder"
+            if not os.access(path, os.W_OK | os.X_OK):
+                return "not writable"
+            return None
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            return f"cannot be made: {parent} is not a folder"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"cannot be made: {parent} is not writable"
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+    return None
+
+
+def _join(where: str, key: str) -> str:
+    """The key path of ``key`` inside the table at ``where`` ("" is the top level)."""
+    return f"{where}.{key}" if where else key
+
+
+def _at(where: str, message: str) -> ConfigError:
+    return ConfigError(f"{where}: {message}" if where else message)
 
 
 class _Table:
@@ -186,21 +268,24 @@ class _Table:
 
     def __init__(self, data: Any, where: str, base: Path) -> None:
         if not isinstance(data, dict):
-            raise ConfigError(f"{where}: expected a table")
+            raise _at(where, "expected a table")
         self.data = data
         self.where = where
         self.base = base
         self.used: set[str] = set()
 
+    def _error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{_join(self.where, key)}: {message}")
+
     def _get(self, key: str, default: Any, kinds: tuple[type, ...], what: str) -> Any:
         self.used.add(key)
         if key not in self.data:
             if default is _REQUIRED:
-                raise ConfigError(f"{self.where}.{key}: missing (expected {what})")
+                raise self._error(key, f"missing (expected {what})")
             return default
         value = self.data[key]
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            raise ConfigError(f"{self.where}.{key}: expected {what}, got {value!r}")
+            raise self._error(key, f"expected {what}, got {value!r}")
         return value
 
     def text(self, key: str, default: Any = None) -> Any:
@@ -209,13 +294,13 @@ class _Table:
     def integer(self, key: str, default: Any = None, lo: int = 0, hi: int = 10**9) -> Any:
         value = self._get(key, default, (int,), "an integer")
         if isinstance(value, int) and not lo <= value <= hi:
-            raise ConfigError(f"{self.where}.{key}: must be between {lo} and {hi}, got {value}")
+            raise self._error(key, f"must be between {lo} and {hi}, got {value}")
         return value
 
     def num(self, key: str, default: Any = None, lo: float = 0.0, hi: float = 1e9) -> Any:
         value = self._get(key, default, (int, float), "a number")
         if isinstance(value, int | float) and not lo <= value <= hi:
-            raise ConfigError(f"{self.where}.{key}: must be between {lo} and {hi}, got {value}")
+            raise self._error(key, f"must be between {lo} and {hi}, got {value}")
         return None if value is None else float(value)
 
     def flag(self, key: str, default: Any = None) -> Any:
@@ -224,7 +309,7 @@ class _Table:
     def choice(self, key: str, choices: tuple[str, ...], default: Any = None) -> Any:
         value = self._get(key, default, (str,), f"one of {list(choices)}")
         if value is not None and value not in choices:
-            raise ConfigError(f"{self.where}.{key}: expected one of {list(choices)}, got {value!r}")
+            raise self._error(key, f"expected one of {list(choices)}, got {value!r}")
         return value
 
     def path(self, key: str, default: Any = None) -> Path | None:
@@ -237,24 +322,24 @@ class _Table:
     def pin(self, key: str) -> int | str:
         value = self._get(key, _REQUIRED, (int, str), "a BCM number or a pin name like 'GPIO17'")
         if isinstance(value, int) and not 0 <= value <= 53:
-            raise ConfigError(f"{self.where}.{key}: BCM pin {value} out of range 0-53")
+            raise self._error(key, f"BCM pin {value} out of range 0-53")
         return value  # type: ignore[no-any-return]
 
     def table(self, key: str) -> _Table:
         self.used.add(key)
-        return _Table(self.data.get(key, {}), f"{self.where}.{key}", self.base)
+        return _Table(self.data.get(key, {}), _join(self.where, key), self.base)
 
     def tables(self, key: str) -> list[_Table]:
         self.used.add(key)
         value = self.data.get(key, [])
         if not isinstance(value, list):
-            raise ConfigError(f"{self.where}.{key}: expected [[{key}]] tables")
-        return [_Table(v, f"{self.where}.{key}[{i}]", self.base) for i, v in enumerate(value)]
+            raise self._error(key, f"expected [[{key}]] tables")
+        return [_Table(v, f"{_join(self.where, key)}[{i}]", self.base) for i, v in enumerate(value)]
 
     def done(self) -> None:
         unknown = set(self.data) - self.used
         if unknown:
-            raise ConfigError(f"{self.where}: unknown keys {sorted(unknown)}")
+            raise _at(self.where, f"unknown keys {sorted(unknown)}")
 
 
 _REQUIRED = object()
@@ -267,9 +352,11 @@ def check_broker_url(url: str, where: str) -> None:
             f"{where}: broker must look like mqtt://host:1883 or mqtts://host:8883, got {url!r}"
         )
     try:
-        _ = parts.port
+        port = parts.port
     except ValueError:
-        raise ConfigError(f"{where}: bad port in {url!r}") from None
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"{where}: the port must be a number from 1 to 65535, got {url!r}")
 
 
 def broker_parts(url: str) -> tuple[str, int, bool, str | None, str | None]:
@@ -299,8 +386,9 @@ def parse_config(text: str, *, source: Path | None = None) -> Config:
         raise ConfigError(f"{label}: not valid TOML: {exc}") from None
     base = source.parent.resolve() if source else Path.cwd()
     try:
-        return _build(_Table(raw, label, base), source, hashlib.sha256(text.encode()).hexdigest())
-    except (HoursError, TopicError) as exc:
+        return _build(_Table(raw, "", base), source, hashlib.sha256(text.encode()).hexdigest())
+    except (ConfigError, HoursError, TopicError) as exc:
+        # The file once, then the key path the message starts with.
         raise ConfigError(f"{label}: {exc}") from None
 
 
@@ -318,7 +406,7 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
 
     m = top.table("mqtt")
     broker = m.text("broker", "mqtt://127.0.0.1:1883")
-    check_broker_url(broker, f"{m.where}.broker")
+    check_broker_url(broker, _join(m.where, "broker"))
     mqtt = MqttCfg(
         broker=broker,
         username=m.text("username"),
@@ -396,7 +484,10 @@ def _build(top: _Table, source: Path | None, digest: str) -> Config:
     cab_t = pol.table("cabinets")
     cabinets = {}
     for cab, uids in cab_t.data.items():
-        check_name(cab, f"{cab_t.where} cabinet")
+        try:
+            check_name(cab, "cabinet")
+        except TopicError as exc:
+            raise ConfigError(f"{cab_t.where}: {exc}") from None
         if not isinstance(uids, list) or not all(isinstance(u, str) for u in uids):
             raise ConfigError(f"{cab_t.where}.{cab}: expected a list of badge UIDs in hex")
         cabinets[cab] = tuple(_uid(u, f"{cab_t.where}.{cab}") for u in uids)

@@ -110,6 +110,7 @@ def cmd_bridge(args: argparse.Namespace) -> int:
     cfg = load_config(args.config).with_overrides(
         broker=args.broker, key_file=args.key_file, data_dir=args.data_dir
     )
+    cfg.check_files()
     stop = _stop_on_signals()
     bridge = Bridge(cfg)
     try:

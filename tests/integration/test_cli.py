@@ -214,6 +214,70 @@ def test_bridge_config_errors(tmp_path: Path, text: str | None, words: list[str]
     assert done.stdout == ""
 
 
+# (id, change to ROOM, the message after "ironroom: config error: {config}: ")
+NAMED_PATH_ERRORS = [
+    ("port-0", ("[mqtt]\n", '[mqtt]\nbroker = "mqtt://127.0.0.1:0"\n'), "mqtt.broker: {port0}"),
+    (
+        "ca-file",
+        ("[mqtt]\n", '[mqtt]\nca_file = "nope.crt"\n'),
+        "mqtt.ca_file: {tmp}/nope.crt: no such file",
+    ),
+    (
+        "password-file",
+        ("[mqtt]\n", '[mqtt]\npassword_file = "mqtt.password"\n'),
+        "mqtt.password_file: {tmp}/mqtt.password: no such file",
+    ),
+    (
+        "data-dir",
+        ("[mqtt]\n", 'data_dir = "room.toml"\n[mqtt]\n'),
+        "controller.data_dir: {tmp}/room.toml: not a folder",
+    ),
+    (
+        "hours",
+        ("[mqtt]\n", '[hours]\nmon = ["8-12"]\n[mqtt]\n'),
+        "hours.mon: '8-12' is not HH:MM-HH:MM",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), [c[1:] for c in NAMED_PATH_ERRORS], ids=[c[0] for c in NAMED_PATH_ERRORS]
+)
+def test_bridge_config_errors_name_the_file_once_the_key_and_the_path(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    tmp = tmp_path.resolve()
+    config = tmp / "room.toml"
+    config.write_text(ROOM.replace(*change))
+    done = ironroom("bridge", "--config", str(config), "--key-file", str(_key_file(tmp)))
+    port0 = "the port must be a number from 1 to 65535, got 'mqtt://127.0.0.1:0'"
+    expected = f"ironroom: config error: {config}: " + message.format(tmp=tmp, port0=port0)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [expected], done.stderr
+    assert done.stdout == ""
+
+
+def test_bridge_data_dir_option_is_named_when_it_cannot_be_used(tmp_path: Path) -> None:
+    config = tmp_path / "room.toml"
+    config.write_text(ROOM)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file\n")
+    done = ironroom(
+        "bridge",
+        "--config",
+        str(config),
+        "--key-file",
+        str(_key_file(tmp_path)),
+        "--data-dir",
+        str(blocker / "data"),
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"ironroom: config error: --data-dir: {blocker}/data: cannot be made: {blocker} is not "
+        "a folder"
+    ], done.stderr
+
+
 def test_bridge_without_a_readable_key_file(tmp_path: Path) -> None:
     config = tmp_path / "room.toml"
     config.write_text(ROOM)
