@@ -14,7 +14,6 @@ from firmware_bridge.config import (
     Config,
     ConfigError,
     broker_parts,
-    check_broker_url,
     load_config,
     parse_config,
 )
