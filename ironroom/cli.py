@@ -34,6 +34,8 @@ def _positive(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from simulators.scenarios import SCENARIOS
+
     p = argparse.ArgumentParser(prog="ironroom", description="IronRoom secure-room controller")
     p.add_argument("--log-level", default=os.environ.get("IRONROOM_LOG", "INFO"))
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -63,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sr = s.add_parser("room", help="run the real bridge on the simulated room")
     sr.add_argument("--config", help="room config (default: the built-in example room)")
-    sr.add_argument("--scenario", required=True, help="after-hours-door, day or idle")
+    sr.add_argument("--scenario", required=True, help=", ".join(SCENARIOS))
     sr.add_argument("--broker", help="broker URL (default: the config's)")
     sr.add_argument("--key-file", help="controller key (default: created in the data dir)")
     sr.add_argument("--data-dir", default=".ironroom-sim", help="default: ./.ironroom-sim")
@@ -87,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm = sub.add_parser("demo", help="the whole simulated room live, on an embedded broker")
     dm.add_argument("--port", type=int, default=1883)
     dm.add_argument("--data-dir", default=".ironroom-demo")
-    dm.add_argument("--scenario", default="day")
+    dm.add_argument("--scenario", default="day", help=f"{', '.join(SCENARIOS)} (default: day)")
     dm.add_argument("--seconds", type=_positive)
     return p
 
@@ -138,7 +140,7 @@ def cmd_sim_room(args: argparse.Namespace) -> int:
     cfg = load_sim_config(args.config, args.data_dir).with_overrides(
         broker=args.broker, key_file=args.key_file
     )
-    play(
+    runner = play(
         cfg,
         scenario,
         stop=_stop_on_signals(),
@@ -146,7 +148,7 @@ def cmd_sim_room(args: argparse.Namespace) -> int:
         speed=args.speed,
         badges=not args.no_badges,
     )
-    return 0
+    return 1 if runner.failed else 0
 
 
 def cmd_sim_card(args: argparse.Namespace) -> int:

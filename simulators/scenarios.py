@@ -19,6 +19,9 @@ Built-in scenarios (``ironroom sim room --scenario NAME``):
 ``stream``
     A window opened and closed 20,000 times, a simulated second apart, in working
     hours: a steady stream of events for fault and load tests.
+
+A step whose wait times out is a failed step: the summary at the end says how many
+steps were played and how many failed, and ``ironroom sim room`` exits 1 when one did.
 """
 
 from __future__ import annotations
@@ -29,11 +32,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simulators.room import Commander, SimulatedRoom, local_start
+if TYPE_CHECKING:  # the room pulls in the whole bridge; `ironroom --help` lists names only
+    from simulators.room import Commander, SimulatedRoom
 
 log = logging.getLogger(__name__)
+
+#: real seconds a step waits for the bridge to have seen what it did
+STEP_TIMEOUT_S = 5.0
 
 SECRETARY = "04A1B2C3D4E5F6"
 FOLDER_1 = "E28011700000020A1B2C3D01"
@@ -106,6 +113,8 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 def scenario_start(room_cfg: object, scenario: Scenario) -> datetime:
+    from simulators.room import local_start
+
     return local_start(room_cfg, scenario.day, scenario.start)  # type: ignore[arg-type]
 
 
@@ -129,17 +138,34 @@ class ScenarioRunner:
         scenario: Scenario,
         *,
         commander: Commander | None = None,
-        step_timeout: float = 5.0,
+        step_timeout: float | None = None,
         pace_s: float = 0.0,
     ) -> None:
         self.room = room
         self.scenario = scenario
         self.commander = commander
-        self.step_timeout = step_timeout
+        self.step_timeout = STEP_TIMEOUT_S if step_timeout is None else step_timeout
         self.pace_s = pace_s  # real seconds between steps, so a person can follow
         self.done = threading.Event()
         self.stop = threading.Event()
         self.steps_done = 0
+        #: one line per failed step (or the setup): the step and what it waited for in vain
+        self.failed: list[str] = []
+        self._missed: list[str] = []
+
+    @property
+    def steps_failed(self) -> int:
+        return sum(1 for f in self.failed if not f.startswith("setup:"))
+
+    def _wait(self, cond: Callable[[], bool], what: str) -> bool:
+        """``wait_for`` with the step's timeout; a wait that times out fails the step (one
+        cut short because the run is being stopped does not)."""
+        ok = wait_for(lambda: self.stop.is_set() or cond(), self.step_timeout, what)
+        if self.stop.is_set():
+            return False
+        if not ok:
+            self._missed.append(what)
+        return ok
 
     def populate(self) -> None:
         """Put the scenario's folders in their cabinets before the bridge starts."""
@@ -149,15 +175,20 @@ class ScenarioRunner:
 
     def settle(self) -> None:
         """Wait until the bridge holds every folder the scenario put in a cabinet."""
+        self._missed = []
         for reader, epcs in self.scenario.tags.items():
             for epc in epcs:
-                wait_for(
+                self._wait(
                     lambda r=reader, e=epc: e in self.room.controller.present_tags(r),
-                    self.step_timeout,
                     f"{epc} in {reader}",
                 )
+        if self._missed:
+            self.failed.append(f"setup: gave up waiting for {', '.join(self._missed)}")
 
     def run(self) -> None:
+        from simulators.room import local_start
+
+        step: Step | None = None
         try:
             self.settle()
             for step in self.scenario.steps:
@@ -165,12 +196,20 @@ class ScenarioRunner:
                     return
                 when = local_start(self.room.cfg, self.scenario.day, step.at)
                 self.room.clock.advance_to(when)  # type: ignore[attr-defined]
+                self._missed = []
                 self._let_time_pass()
                 self._do(step)
                 self.steps_done += 1
+                if self._missed:
+                    missed = ", ".join(self._missed)
+                    self.failed.append(f"{_describe(step)}: gave up waiting for {missed}")
+                    log.warning("scenario: step failed: %s", self.failed[-1])
             self.done.set()
-        except Exception:
+        except Exception as exc:
             log.exception("scenario %s failed", self.scenario.name)
+            if step is not None:
+                self.steps_done += 1
+                self.failed.append(f"{_describe(step)}: {exc!r}")
             raise
 
     def _let_time_pass(self) -> None:
@@ -178,7 +217,7 @@ class ScenarioRunner:
         due (relocking, held-open) happens before the step, as it would in real time."""
         bridge = self.room.bridge
         start = bridge.ticks
-        wait_for(lambda: bridge.ticks >= start + 2, self.step_timeout, "the bridge to tick")
+        self._wait(lambda: bridge.ticks >= start + 2, "the bridge to tick")
 
     def _do(self, step: Step) -> None:
         room, ctl = self.room, self.room.controller
@@ -193,7 +232,7 @@ class ScenarioRunner:
             bridge = room.bridge
             before = bridge.badge_reads
             room.present_badge(step.target, step.value)
-            wait_for(lambda: bridge.badge_reads > before, self.step_timeout, "the badge read")
+            self._wait(lambda: bridge.badge_reads > before, "the badge read")
             room.take_badge(step.target)
         elif step.action == "grant":
             # The tracker's answer to the badge when online; offline the bridge has
@@ -204,28 +243,26 @@ class ScenarioRunner:
                     {"cabinet": step.target, "seconds": 20, "badge": step.value},
                     name="unlock",
                 )
-            wait_for(lambda: not room.gpio.locked(step.target), self.step_timeout, "the unlock")
+            self._wait(lambda: not room.gpio.locked(step.target), "the unlock")
         elif step.action == "take_tag":
             room.sims[step.target].take(step.value)
-            wait_for(
+            self._wait(
                 lambda: step.value not in ctl.present_tags(step.target),
-                self.step_timeout,
                 f"{step.value} to leave {step.target}",
             )
         elif step.action == "put_tag":
             room.sims[step.target].put(step.value, rssi=-50)
-            wait_for(
+            self._wait(
                 lambda: step.value in ctl.present_tags(step.target),
-                self.step_timeout,
                 f"{step.value} in {step.target}",
             )
         elif step.action == "desk":
             sim = room.sims[step.target]
             sim.put(step.value)
-            wait_for(lambda: step.value in ctl.present_tags(step.target), self.step_timeout, "desk")
+            self._wait(lambda: step.value in ctl.present_tags(step.target), "the desk to see it")
             sim.take(step.value)
-            wait_for(
-                lambda: step.value not in ctl.present_tags(step.target), self.step_timeout, "desk"
+            self._wait(
+                lambda: step.value not in ctl.present_tags(step.target), "it to leave the desk"
             )
         elif step.action == "toggle":
             for _ in range(int(step.value)):
@@ -238,7 +275,7 @@ class ScenarioRunner:
         elif step.action == "arm":
             if self.commander is not None and room.bridge.link and room.bridge.link.connected:
                 self.commander.send("arming.set", {"state": "armed"}, name="arming")
-                wait_for(lambda: ctl.armed, self.step_timeout, "arming")
+                self._wait(lambda: ctl.armed, "arming")
         else:
             raise ValueError(f"unknown scenario action {step.action!r}")
 
@@ -258,6 +295,7 @@ def play(
     set or ``seconds`` have passed; everything is closed on the way out (the bridge
     publishes ``offline``). ``on_room`` sees the room before it starts."""
     from simulators.clock import SimClock
+    from simulators.room import Commander, SimulatedRoom
 
     if badges and cfg.badges:
         from simulators.pcscd import ensure_pcscd
@@ -289,7 +327,18 @@ def play(
         room.close()
         if callable(cleanup):
             cleanup()
-    log.info(
-        "scenario %s: %d of %d steps played", scenario.name, runner.steps_done, len(scenario.steps)
+    log.log(
+        logging.WARNING if runner.failed else logging.INFO,
+        "scenario %s: %d of %d steps played, %d failed",
+        scenario.name,
+        runner.steps_done,
+        len(scenario.steps),
+        runner.steps_failed,
     )
+    for line in runner.failed:
+        log.warning("scenario %s: %s", scenario.name, line)
     return runner
+
+
+def _describe(step: Step) -> str:
+    return " ".join(part for part in (step.at, step.action, step.target, step.value) if part)

@@ -138,7 +138,7 @@ def test_day_scenario_every_event_on_the_wire(
         "25",
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "18 of 18 steps played" in res.stderr, res.stderr[-3000:]
+    assert "18 of 18 steps played, 0 failed" in res.stderr, res.stderr[-3000:]
     wait_until(
         lambda: any(t.endswith("/status") and p == b"offline" for t, _, p in sub.lines()),
         10,

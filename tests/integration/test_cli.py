@@ -5,27 +5,32 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import signal
 import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import simulators.scenarios
+from ironroom import cli as ironroom_cli
 from protocol.signing import parse_key
 from simulators.rfid import M100Sim, Rdm6300Sim
+from simulators.scenarios import SCENARIOS, Scenario, Step
 from simulators.vcard import VirtualCard
 from tests.integration.pcsc_fixtures import (
     VPCD_READER,
     pcscd,  # noqa: F401 - the fixture, used by name
     wait_for_card_state,
 )
-from tests.support import Collector, Mosquitto, wait_until
+from tests.support import Collector, Mosquitto, free_port, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -144,6 +149,59 @@ def test_top_level_help_lists_every_command() -> None:
     out = ironroom("--help").stdout
     for command in ("bridge", "devices", "sim", "keys", "demo"):
         assert command in out
+
+
+@pytest.mark.parametrize("words", [["sim", "room"], ["demo"]], ids=" ".join)
+def test_help_lists_every_scenario(words: list[str]) -> None:
+    out = " ".join(ironroom(*words, "--help").stdout.split())  # argparse wraps lines
+    assert ", ".join(SCENARIOS) in out
+    assert "stream" in out
+
+
+# -- sim room: a step whose wait times out fails the run ------------------------------------
+
+OPEN_AND_CLOSE = (Step("10:00:00", "open", "door"), Step("10:00:05", "close", "door"))
+# Offline and without a badge nothing unlocks c1: the step waits in vain.
+NEVER_UNLOCKED = Step("10:00:02", "grant", "c1", "04A1B2C3D4E5F6")
+
+
+@pytest.mark.parametrize(
+    ("steps", "code", "summary"),
+    [
+        (OPEN_AND_CLOSE, 0, "2 of 2 steps played, 0 failed"),
+        (
+            (OPEN_AND_CLOSE[0], NEVER_UNLOCKED, OPEN_AND_CLOSE[1]),
+            1,
+            "3 of 3 steps played, 1 failed",
+        ),
+    ],
+    ids=["all-seen", "one-times-out"],
+)
+def test_sim_room_exits_1_when_a_step_timed_out(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    steps: tuple[Step, ...],
+    code: int,
+    summary: str,
+) -> None:
+    tiny = Scenario(name="tiny", day="2026-11-27", start="09:59:50", steps=steps)
+    monkeypatch.setitem(SCENARIOS, "tiny", tiny)
+    monkeypatch.setattr(simulators.scenarios, "STEP_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(ironroom_cli, "_stop_on_signals", threading.Event)  # keep pytest's
+    caplog.set_level(logging.INFO, logger="simulators.scenarios")
+    argv = ["sim", "room", "--scenario", "tiny", "--no-badges", "--seconds", "4"]
+    argv += ["--broker", f"mqtt://127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "d")]
+    assert ironroom_cli.main(argv) == code
+    said = [r.getMessage() for r in caplog.records if r.name == "simulators.scenarios"]
+    assert f"scenario tiny: {summary}" in said, said
+    failed = [m for m in said if m.startswith("scenario tiny: 10:00")]
+    if code:
+        assert failed == [
+            "scenario tiny: 10:00:02 grant c1 04A1B2C3D4E5F6: gave up waiting for the unlock"
+        ]
+    else:
+        assert failed == []
 
 
 # -- keys ------------------------------------------------------------------------------------
