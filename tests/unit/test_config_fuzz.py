@@ -4,6 +4,8 @@ carries, the controller answers it and stays consistent."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -42,21 +44,30 @@ def mutated(draw: st.DrawFn) -> str:
 @settings(max_examples=300, deadline=None)
 @given(mutated())
 def test_a_damaged_config_is_loaded_or_refused_with_a_message(text: str) -> None:
+    _loaded_or_refused_well(text)
+
+
+def _loaded_or_refused_well(text: str) -> None:
+    """A refusal names the source once, then says what is wrong; a config that loads is
+    the one of this text, whole and usable."""
     try:
         cfg = parse_config(text)
     except ConfigError as exc:
-        assert str(exc)
+        message = str(exc)
+        assert message.startswith("<config>: ") and len(message) > len("<config>: ")
+        assert message.count("<config>") == 1, message
     else:
         assert isinstance(cfg, Config)
+        assert cfg.digest == hashlib.sha256(text.encode()).hexdigest()
+        assert cfg.with_overrides() == cfg
+        assert len(set(cfg.points)) == len(cfg.points), "no point twice"
+        assert cfg.calendar.zone is not None  # the time zone resolves
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
 def test_any_text_is_loaded_or_refused(text: str) -> None:
-    try:
-        parse_config(text)
-    except ConfigError as exc:
-        assert str(exc)
+    _loaded_or_refused_well(text)
 
 
 _JSONISH = st.recursive(
@@ -129,7 +140,22 @@ def test_any_policy_update_is_answered_and_leaves_a_usable_policy(
         cmd = decode_command(bridge.command_key, topic, payload)
     except ProtocolError:
         return  # the wire contract refuses it before the controller sees it
-    before = ctl.seq
+    before, policy_before = ctl.seq, dict(ctl.policy)
     ctl.execute(cmd)
     assert ctl.seq == before + 1, "every command is answered"
-    ctl.working(now)  # the policy in force still evaluates
+    answers = [
+        json.loads(row.payload)["data"]
+        for row in bridge.outbox.all()
+        if row.seq == ctl.seq and row.boot == bridge.boot
+    ]
+    assert [a["command_id"] for a in answers] == [cmd.id], "the answer quotes the command"
+    if answers[0]["ok"]:
+        for key in ("hours", "holidays", "workdays", "extended", "timezone"):
+            if key in data:
+                assert ctl.policy[key] == data[key], key
+        if "cabinets" in data:
+            assert ctl.policy["cabinets"] == {k: tuple(v) for k, v in data["cabinets"].items()}
+    else:
+        assert answers[0]["error"], "a refusal says why"
+        assert ctl.policy == policy_before, "a refused update changes nothing"
+    assert ctl.working(now) in (True, False)  # the policy in force still evaluates

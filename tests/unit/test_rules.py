@@ -13,6 +13,7 @@ from firmware_bridge.rules import (
     may_unlock_offline,
     state_word,
 )
+from protocol.errors import SchemaError
 from protocol.names import SENSOR_KINDS
 from protocol.schema import CONTROLLER_CAUSES, check_event_data
 
@@ -144,13 +145,23 @@ def test_state_word(kind: str, active: bool, word: str):
     assert state_word(kind, active) == word
 
 
+WIRE_STATES = ("open", "closed", "active", "inactive")
+
+
 @pytest.mark.parametrize("kind", SENSOR_KINDS)
 @pytest.mark.parametrize("active", [True, False])
 def test_state_word_fits_the_wire_schema(kind: str, active: bool):
     point = kind if kind == "door" else f"{kind}:x1"
-    check_event_data(
-        "sensor.changed", {"point": point, "kind": kind, "state": state_word(kind, active)}
-    )
+    word = state_word(kind, active)
+    pair = {state_word(kind, True), state_word(kind, False)}
+    assert word in WIRE_STATES and len(pair) == 2, "two different words, both on the wire"
+    for state in WIRE_STATES:
+        data = {"point": point, "kind": kind, "state": state}
+        if state in pair:
+            assert check_event_data("sensor.changed", data) is None
+        else:  # the schema tells the families apart, so the word it took is the right one
+            with pytest.raises(SchemaError, match=f"state of a {kind} point"):
+                check_event_data("sensor.changed", data)
 
 
 # -- offline unlock ---------------------------------------------------------------------
