@@ -52,7 +52,11 @@ class MosquittoProcess:
         persistence: bool = False,
         tls: tuple[Path, Path, Path] | None = None,
         password_file: Path | None = None,
+        config: str | None = None,
     ) -> None:
+        """``config``: a whole Mosquitto config of one's own instead of the one made here
+        (e.g. the deployed one, its paths pointed at test files); ``{port}`` and
+        ``{workdir}`` in it are replaced by this broker's port and folder."""
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise BrokerError("mosquitto is not installed: apt-get install mosquitto")
@@ -80,7 +84,11 @@ class MosquittoProcess:
             "log_type error",
             "log_type warning",
         ]
-        self.conf.write_text("\n".join(lines) + "\n")
+        if config is not None:
+            text = config.replace("{port}", str(self.port)).replace("{workdir}", str(workdir))
+            self.conf.write_text(text)
+        else:
+            self.conf.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

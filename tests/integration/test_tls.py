@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import ipaddress
 import shutil
 import ssl
 import subprocess
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
-from protocol.envelope import decode_event
+from protocol.envelope import MAX_PAYLOAD, decode_event
 from simulators.clock import SimClock
 from simulators.room import SimulatedRoom
 from tests.integration.room_fixtures import FRIDAY_10, room_config
@@ -146,3 +148,89 @@ def test_wrong_password_is_refused_and_rules_still_work(
         assert room.bridge.link.client.protocol == 5
     finally:
         room.close()
+
+
+# -- the deployed broker config ------------------------------------------------------------
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+EVT = "ironroom/v1/hq/room-101/evt/controller"
+
+
+def _deployed_config(tls: tuple[Path, Path, Path], passwd: Path) -> str:
+    """deploy/mosquitto/ironroom.conf as shipped, its paths pointed at this test's files and
+    its listener at a free loopback port; the shipped ACL file itself."""
+    paths = {
+        "password_file": str(passwd),
+        "acl_file": str(DEPLOY / "ironroom.acl"),
+        "listener": "{port} 127.0.0.1",
+        "cafile": str(tls[0]),
+        "certfile": str(tls[1]),
+        "keyfile": str(tls[2]),
+        "persistence_location": "{workdir}/",
+    }
+    lines, seen = [], set()
+    for line in (DEPLOY / "ironroom.conf").read_text().splitlines():
+        word = line.split(" ", 1)[0]
+        if word in paths:
+            line = f"{word} {paths[word]}"
+            seen.add(word)
+        lines.append(line)
+    assert seen == set(paths), "the shipped config changed: update this test"
+    # As root, Mosquitto would switch to the "mosquitto" user, who cannot read tmp_path.
+    return "\n".join([f"user {getpass.getuser()}", *lines, "log_dest stderr"]) + "\n"
+
+
+def _client(name: str, password: str, port: int, ca: Path) -> tuple[mqtt.Client, threading.Event]:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{port}")
+    client.username_pw_set(name, password)
+    client.tls_set(ca_certs=str(ca), cert_reqs=ssl.CERT_REQUIRED)
+    gone = threading.Event()
+    client.on_disconnect = lambda *a: gone.set()
+    connected = threading.Event()
+    client.on_connect = lambda *a: connected.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    assert connected.wait(10), f"{name} could not connect"
+    return client, gone
+
+
+def test_the_deployed_broker_config_refuses_oversized_messages(tmp_path: Path) -> None:
+    folder = tmp_path / "pki"
+    folder.mkdir()
+    tls = _certs(folder)
+    passwd = _passwords(folder, {"room-101-ctl": "s3cret-ctl", "tracker": "s3cret-trk"})
+    broker = Mosquitto(tmp_path / "mosquitto", config=_deployed_config(tls, passwd))
+    broker.start()
+    got: list[bytes] = []
+    subscribed = threading.Event()
+    tracker, _ = _client("tracker", "s3cret-trk", broker.port, tls[0])
+    controller, controller_gone = _client("room-101-ctl", "s3cret-ctl", broker.port, tls[0])
+    try:
+        tracker.on_message = lambda c, u, m: got.append(bytes(m.payload))
+        tracker.on_subscribe = lambda *a: subscribed.set()
+        tracker.subscribe("ironroom/v1/+/+/evt/+", qos=1)
+        assert subscribed.wait(10)
+
+        largest = b"a" * MAX_PAYLOAD  # the largest message IronRoom sends
+        over = b"b" * (MAX_PAYLOAD + 1)
+        for payload in (b"small", largest, over, b"after"):
+            controller.publish(EVT, payload, qos=1).wait_for_publish(10)
+        # in order from one client: once "after" is there, "over" would have been too
+        wait_until(lambda: b"after" in got, 10, "the message after the oversized one")
+        assert got == [b"small", largest, b"after"], [len(p) for p in got]
+        assert not controller_gone.is_set()
+
+        # a packet over max_packet_size: the sender is cut off, nothing reaches anyone
+        controller.publish(EVT, b"c" * (200 * 1024), qos=1)
+        assert controller_gone.wait(10), "the broker kept a client sending 200 KiB"
+        late, _ = _client("room-101-ctl", "s3cret-ctl", broker.port, tls[0])
+        late.publish(EVT, b"later", qos=1).wait_for_publish(10)
+        wait_until(lambda: b"later" in got, 10, "a message from the reconnected controller")
+        assert got == [b"small", largest, b"after", b"later"], [len(p) for p in got]
+        late.disconnect()
+        late.loop_stop()
+    finally:
+        for client in (tracker, controller):
+            client.disconnect()
+            client.loop_stop()
+        broker.stop()
