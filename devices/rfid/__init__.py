@@ -7,7 +7,7 @@
 * :mod:`devices.rfid.cli` - the installer's ``ironroom devices rfid`` check.
 """
 
-from devices.rfid.errors import ConfigError, FrameError, ReaderIOError, RfidError
+from devices.rfid.errors import FrameError, ReaderConfigError, ReaderIOError, RfidError
 from devices.rfid.m100 import (
     Command,
     ErrorFrame,
@@ -30,7 +30,6 @@ from devices.rfid.readers import M100Reader, Rdm6300Reader, Reader, open_reader
 
 __all__ = [
     "Command",
-    "ConfigError",
     "ErrorFrame",
     "FrameError",
     "M100Frame",
@@ -41,6 +40,7 @@ __all__ = [
     "PresenceTracker",
     "Rdm6300Parser",
     "Rdm6300Reader",
+    "ReaderConfigError",
     "Reader",
     "ReaderIOError",
     "Response",

@@ -13,7 +13,7 @@ class ReaderIOError(RfidError, OSError):
     """The reader's serial port could not be opened, or failed while in use."""
 
 
-class ConfigError(RfidError, ValueError):
+class ReaderConfigError(RfidError, ValueError):
     """A reader was configured with an unknown driver, URL scheme or option."""
 
 

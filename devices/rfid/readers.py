@@ -23,7 +23,7 @@ import serial
 
 from devices.lifecycle import Running
 from devices.rfid import m100, rdm6300
-from devices.rfid.errors import ConfigError, ReaderIOError, RfidError
+from devices.rfid.errors import ReaderConfigError, ReaderIOError, RfidError
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class _SerialReader(Running):
                 self._url, baudrate=self.baudrate, timeout=self._read_timeout_s
             )
         except ValueError as exc:
-            raise ConfigError(f"bad serial URL {self._url!r}: {exc}") from exc
+            raise ReaderConfigError(f"bad serial URL {self._url!r}: {exc}") from exc
         except OSError as exc:
             raise ReaderIOError(f"cannot open RFID reader port {self._url!r}: {exc}") from exc
         return port
@@ -268,9 +268,9 @@ class M100Reader(_SerialReader):
         retry_max_s: float = 5.0,
     ) -> None:
         if mode not in ("single", "multi"):
-            raise ConfigError(f"mode must be 'single' or 'multi', got {mode!r}")
+            raise ReaderConfigError(f"mode must be 'single' or 'multi', got {mode!r}")
         if round_s <= 0 or reissue_s <= 0:
-            raise ConfigError("round_s and reissue_s must be positive")
+            raise ReaderConfigError("round_s and reissue_s must be positive")
         super().__init__(
             port,
             on_read=on_read,
@@ -368,5 +368,7 @@ def open_reader(driver: str, port: str | SerialPort, **kw: object) -> Reader:
     """Build (not start) the driver named ``driver`` ("rdm6300" or "m100") on ``port``."""
     cls = DRIVERS.get(driver.lower())
     if cls is None:
-        raise ConfigError(f"unknown RFID driver {driver!r}; choose one of {', '.join(DRIVERS)}")
+        raise ReaderConfigError(
+            f"unknown RFID driver {driver!r}; choose one of {', '.join(DRIVERS)}"
+        )
     return cls(port, **kw)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ import pytest
 import serial
 
 from devices.rfid import cli
-from devices.rfid.errors import ConfigError
+from devices.rfid.errors import ReaderConfigError
 from devices.rfid.m100 import encode_m100_error
 from devices.rfid.presence import PresenceChange, PresenceTracker
 from devices.rfid.readers import M100Reader, Rdm6300Reader, open_reader
@@ -310,7 +310,7 @@ def test_open_reader_factory() -> None:
     reader = open_reader("M100", "/dev/null", on_read=lambda *a: None, mode="multi")
     assert isinstance(reader, M100Reader) and reader.mode == "multi"
     assert isinstance(open_reader("rdm6300", "/dev/null", on_read=print), Rdm6300Reader)
-    with pytest.raises(ConfigError, match="em4100"):
+    with pytest.raises(ReaderConfigError, match="em4100"):
         open_reader("em4100", "/dev/null", on_read=print)
     with pytest.raises(ValueError):
         M100Reader("/dev/null", on_read=print, mode="burst")  # type: ignore[arg-type]

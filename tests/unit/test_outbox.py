@@ -216,3 +216,92 @@ def test_appends_are_committed_for_other_readers(box: Outbox, path: Path):
         assert other.execute("SELECT count(*) FROM events").fetchone()[0] == 2
     finally:
         other.close()
+
+
+# -- one transaction, errors, durability ------------------------------------------------
+
+
+def _fail_meta_writes(box: Outbox, key: str) -> None:
+    """Make SQLite itself refuse to write setting ``key`` (as a full disk would refuse)."""
+    box._db.execute(
+        f"CREATE TEMP TRIGGER refuse_{key} BEFORE INSERT ON meta WHEN NEW.key = '{key}' "
+        "BEGIN SELECT RAISE(ABORT, 'disk refused the write'); END"
+    )
+
+
+def test_commit_writes_rows_and_settings_in_one_transaction(box: Outbox, path: Path):
+    assert box.commit([row(1, 1), row(1, 2, alarm=True)], {"alarms": [{"id": "a1"}]}) == 2
+    assert ids(box.all()) == [(1, 2), (1, 1)] and box.get("alarms") == [{"id": "a1"}]
+    _fail_meta_writes(box, "alarms")
+    with pytest.raises(OutboxError, match="disk refused"):
+        box.commit([row(1, 3, alarm=True)], {"alarms": [{"id": "a1"}, {"id": "a2"}]})
+    # neither the event nor the setting: the rows were rolled back with it
+    assert ids(box.all()) == [(1, 2), (1, 1)] and box.get("alarms") == [{"id": "a1"}]
+    assert box.commit([row(1, 3)], {"armed": True}) == 1  # still usable
+    other = sqlite3.connect(path)
+    try:
+        assert other.execute("SELECT count(*) FROM events").fetchone()[0] == 3
+    finally:
+        other.close()
+
+
+def test_every_sqlite_failure_is_an_outbox_error(box: Outbox):
+    box.append([row(1, 1)])
+    _fail_meta_writes(box, "armed")
+    with pytest.raises(OutboxError):
+        box.put("armed", True)
+    with pytest.raises(OutboxError):  # larger than SQLite's INTEGER: not an OverflowError
+        box.ack(1, 2**63)
+    with pytest.raises(OutboxError):
+        box.remember_command("id-1", expires=float("nan"), now=2**70)
+    box.close()
+    for call in (
+        lambda: box.get("armed"),
+        box.depth,
+        lambda: box.after(0, alarm=False),
+        lambda: box.remember_command("id-2", 1.0, 0.0),
+        lambda: box.ack(1, 1),
+        box.rowid_range,
+    ):
+        with pytest.raises(OutboxError):
+            call()
+    assert issubclass(OutboxError, OSError)
+
+
+def test_a_full_disk_is_an_outbox_error_and_nothing_is_half_written(box: Outbox):
+    box.append([row(1, 1)])
+    pages = box._db.execute("PRAGMA page_count").fetchone()[0]
+    box._db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from now on
+    big = [(1, s, TOPIC, bytes(3000), False) for s in range(2, 12)]
+    with pytest.raises(OutboxError, match="full"):
+        box.commit(big, {"alarms": ["x"]})
+    assert ids(box.all()) == [(1, 1)] and box.get("alarms") is None
+    box._db.execute("PRAGMA max_page_count = 1073741823")  # space again
+    assert box.commit(big, {"alarms": ["x"]}) == 10
+    assert box.depth() == 11 and box.get("alarms") == ["x"]
+
+
+def test_highest_seq_of_each_boot_outlives_the_pruned_rows(path: Path):
+    box = Outbox(path)
+    box.append([row(1, 1), row(1, 2), row(2, 1)])
+    box.append([row(2, 2, alarm=True), row(2, 3)])
+    assert box.highest_seqs() == {1: 2, 2: 3}
+    box.ack(1, 2)
+    box.ack(2, 3)
+    assert box.depth() == 0
+    box.close()
+    again = Outbox(path)
+    try:
+        assert again.highest_seqs() == {1: 2, 2: 3}
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize(("durable", "level"), [(True, 2), (False, 0)])
+def test_a_durable_outbox_runs_with_synchronous_full(path: Path, durable: bool, level: int):
+    box = Outbox(path, durable=durable)
+    try:
+        assert box.synchronous == level  # 2 = FULL: a commit is fsync'd before it returns
+        assert box._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        box.close()
