@@ -178,10 +178,11 @@ class ScenarioRunner:
         self._missed = []
         for reader, epcs in self.scenario.tags.items():
             for epc in epcs:
-                self._wait(
-                    lambda r=reader, e=epc: e in self.room.controller.present_tags(r),
-                    f"{epc} in {reader}",
-                )
+
+                def held(r: str = reader, e: str = epc) -> bool:
+                    return e in self.room.controller.present_tags(r)
+
+                self._wait(held, f"{epc} in {reader}")
         if self._missed:
             self.failed.append(f"setup: gave up waiting for {', '.join(self._missed)}")
 
