@@ -3,9 +3,11 @@ presence, badges and commands. Every change becomes a signed event in the outbox
 
 Thread model: inputs arrive from GPIO callback threads, reader threads, the PC/SC
 watcher and the MQTT thread. State changes happen under one lock that is never held
-across I/O; the siren and locks are driven inside it (an alarm must not wait for a
-disk), and events made under it are written to the outbox right after it is released,
-in sequence order.
+across disk or network I/O; the siren and locks are driven inside it (an alarm must not
+wait for a disk). Events made under it, and the settings changed with them (latched
+alarms, siren requests, arming, policy), are queued and written to the outbox by the
+writer in one transaction, in sequence order; they leave the queue only once that
+transaction is committed.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from firmware_bridge.hours import (
     parse_spans,
     parse_weekly,
 )
-from firmware_bridge.outbox import Outbox
+from firmware_bridge.outbox import Outbox, OutboxError
 from firmware_bridge.rules import (
     Situation,
     causes_on_change,
@@ -48,8 +50,19 @@ log = logging.getLogger(__name__)
 
 #: A command may not live longer than this (the replay memory keeps ids that long).
 MAX_COMMAND_LIFETIME = timedelta(hours=1)
-#: Tolerated clock difference between the tracker and the controller.
+#: How far a command's ``ts`` may be ahead of this controller's clock. Commands come in
+#: the controller's own time as the tracker estimates it from the controller's events
+#: (PROTOCOL.md, "Clocks"), so this only has to cover the error of that estimate (the
+#: drift since the last heartbeat, delivery delays), not a wrong clock on either side.
 CLOCK_SKEW = timedelta(minutes=5)
+#: Refusals of messages that could not be verified are answered at most this often, in
+#: one ``command.result`` with a count (a flood of garbage must not flood the outbox).
+REFUSAL_INTERVAL_S = 1.0
+#: The ``command_id`` of a result for messages that were not verified.
+UNREADABLE = "unreadable"
+#: Tracker siren requests held at once, at most.
+MAX_SIREN_REQUESTS = 64
+_MISSING = object()
 
 
 class Switch(Protocol):
@@ -135,6 +148,13 @@ class Controller:
         self._writer_wake = threading.Condition()
         self._writer_stop = False
         self._pending: deque[tuple[int, int, str, bytes, bool]] = deque()
+        #: settings changed but not yet committed (key -> JSON value), written by the
+        #: writer with the events made with them
+        self._unsaved: dict[str, Any] = {}
+        #: how long the writer waits before trying a failed write again
+        self.retry_s = 1.0
+        self._write_failing_since: float | None = None
+        self._write_failures = 0
         self.points: dict[str, bool] = {}
         self.kinds = {i.point: i.kind for i in cfg.inputs}
         self._episodes: dict[str, _Episode] = {}
@@ -149,6 +169,11 @@ class Controller:
         }
         self._alarms_dirty = False
         self._to_announce: list[Alarm] = []
+        #: the tracker's siren requests (``siren.set``), by its alarm id, kept on disk
+        self.siren_requests: dict[str, None] = dict.fromkeys(outbox.get("siren_requests", []))
+        self._refused = 0  # unverified messages refused and not yet answered
+        self._refused_error = ""
+        self._refused_at: float | None = None  # when the last refusal summary was made
         self.armed = bool(outbox.get("armed", cfg.policy.armed))
         self.policy = self._load_policy()
         self.calendar = self._calendar_from_policy()
@@ -178,23 +203,36 @@ class Controller:
         GPIO callback never waits for a disk; without it the caller writes.
         """
         if self._writer is not None:
-            if self._pending:  # most tag reads make no event: no wake-up for them
+            if self._has_work():  # most tag reads make no event: no wake-up for them
                 with self._writer_wake:
                     self._writer_wake.notify()
             return
         self._write_pending()
 
+    def _has_work(self) -> bool:
+        return bool(self._pending or self._unsaved or self._alarms_dirty)
+
     def _write_pending(self) -> None:
+        """Commit the events and settings queued so far in one transaction; they leave
+        the queue only after the commit, so a failed write loses nothing (it raises
+        :class:`OutboxError` and the next call writes them)."""
         with self._write_lock:
             with self._lock:
+                if self._alarms_dirty:
+                    self._unsaved["alarms"] = [a.as_dict() for a in self.alarms.values()]
+                    self._alarms_dirty = False
                 rows = list(self._pending)
-                self._pending.clear()
-                alarms = [a.as_dict() for a in self.alarms.values()] if self._alarms_dirty else None
-                self._alarms_dirty = False
-            if rows:
-                self.outbox.append(rows)
-            if alarms is not None:
-                self.outbox.put("alarms", alarms)
+                meta = dict(self._unsaved)
+            if not rows and not meta:
+                return
+            self.outbox.commit(rows, meta)
+            with self._lock:
+                # Only the writer takes from the left; new events went to the right.
+                for _ in rows:
+                    self._pending.popleft()
+                for key, value in meta.items():
+                    if self._unsaved.get(key, _MISSING) == value:  # unchanged since
+                        del self._unsaved[key]
         if rows:
             self.on_events()
 
@@ -214,21 +252,54 @@ class Controller:
             self._writer_wake.notify()
         writer.join()
         self._writer = None
-        self._write_pending()
+        try:
+            self._write_pending()
+        except OutboxError as exc:
+            log.error("%d events could not be written before stopping: %s", len(self._pending), exc)
 
     def _writer_loop(self) -> None:
         while True:
             with self._writer_wake:
-                if not self._pending and not self._writer_stop:
+                if not self._has_work() and not self._writer_stop:
                     self._writer_wake.wait(0.5)
                 stopping = self._writer_stop
             try:
                 self._write_pending()
-            except Exception:  # a full or broken disk: say so loudly, keep the events
-                log.exception("cannot write events to the outbox; retrying")
-                time.sleep(1.0)
+            except Exception as exc:  # a full or broken disk: say so loudly, keep the events
+                self._write_failed(exc)
+                if stopping:
+                    return
+                time.sleep(self.retry_s)
+                continue
+            if self._write_failing_since is not None:
+                log.warning(
+                    "outbox writable again after %d failed writes; nothing was lost",
+                    self._write_failures,
+                )
+                self._write_failing_since = None
+                self._write_failures = 0
             if stopping:
                 return
+
+    def _write_failed(self, exc: Exception) -> None:
+        """Log the first failure of a streak, then once a minute while it lasts."""
+        now = time.monotonic()
+        self._write_failures += 1
+        if self._write_failing_since is None:
+            self._write_failing_since = now
+            log.error(
+                "cannot write to the outbox: %s; %d events kept in memory, retrying",
+                exc,
+                len(self._pending),
+            )
+        elif now - self._write_failing_since >= 60.0:
+            self._write_failing_since = now
+            log.error(
+                "still cannot write to the outbox (%d attempts): %s; %d events kept",
+                self._write_failures,
+                exc,
+                len(self._pending),
+            )
 
     def _changed(self) -> None:
         self.on_state()
@@ -341,7 +412,7 @@ class Controller:
             )
 
     def _drive_outputs(self) -> None:
-        sounding = any(
+        sounding = bool(self.siren_requests) or any(
             not a.silenced and a.cause in self.cfg.alarms.siren_causes for a in self.alarms.values()
         )
         if sounding != self._siren_on and self.siren is not None:
@@ -430,6 +501,7 @@ class Controller:
                     self._set_lock(cabinet, False, "timeout")
             for tracker in self._trackers:
                 self._presence_changes(tracker.tick(mono))
+            self._answer_refusals(mono)
             self._drive_outputs()
             raised = self._raised != raised_before
         self._flush()
@@ -522,11 +594,42 @@ class Controller:
     # -- commands ---------------------------------------------------------------------
 
     def refuse(self, command_id: str, error: str) -> None:
-        """Answer a command that could not be read or verified."""
-        log.warning("command %s refused: %s", command_id, error)
+        """Answer a command that could not be decoded. ``command_id`` is the id of a
+        command whose signature was verified, or :data:`UNREADABLE`: such refusals are
+        answered at most once per :data:`REFUSAL_INTERVAL_S`, in one result that counts
+        them (``refused``), so a flood of garbage makes one event a second."""
+        if command_id != UNREADABLE:
+            log.warning("command %r refused: %s", command_id, _oneline(error))
+            with self._lock:
+                self._emit(
+                    "command.result", {"command_id": command_id, "ok": False, "error": error}
+                )
+            self._flush()
+            return
         with self._lock:
-            self._emit("command.result", {"command_id": command_id, "ok": False, "error": error})
+            if not self._refused:
+                self._refused_error = error
+            self._refused += 1
+            self._answer_refusals(self.clock.monotonic())
         self._flush()
+
+    def _answer_refusals(self, mono: float) -> None:
+        """One ``command.result`` for the unverified messages refused since the last one,
+        once the interval has passed (under the state lock; tick() calls it too)."""
+        if not self._refused:
+            return
+        if self._refused_at is not None and mono - self._refused_at < REFUSAL_INTERVAL_S:
+            return
+        n, error = self._refused, self._refused_error
+        self._refused, self._refused_at = 0, mono
+        if n == 1:
+            log.warning("unverified command refused: %s", _oneline(error))
+        else:
+            log.warning("%d unverified commands refused, the first: %s", n, _oneline(error))
+        self._emit(
+            "command.result",
+            {"command_id": UNREADABLE, "ok": False, "error": error, "refused": n},
+        )
 
     def execute(self, cmd: Command) -> None:
         """Run a verified command once, within its validity; always answered."""
@@ -568,9 +671,11 @@ class Controller:
         if cmd.type == "arming.set":
             with self._lock:
                 self.armed = data["state"] == "armed"
-                self.outbox.put("armed", self.armed)
+                self._unsaved["armed"] = self.armed  # written with the command's result
             self._changed()
             return {}
+        if cmd.type == "siren.set":
+            return self.request_siren(data["alarm_id"], data["state"] == "on")
         if cmd.type == "inventory.run":
             reader = data["reader"]
             if reader not in self.presence:
@@ -580,6 +685,24 @@ class Controller:
             self.apply_policy(data)
             return {}
         raise _Refused(f"unsupported command {cmd.type!r}")
+
+    def request_siren(self, alarm_id: str, on: bool) -> dict[str, Any]:
+        """The tracker's ``siren.set``: ``on`` holds the siren for one of its alarms,
+        ``off`` lets go. The siren sounds while any request or any local siren alarm
+        (not silenced) holds it. Requests are kept on disk like latched alarms."""
+        with self._lock:
+            if on:
+                if alarm_id not in self.siren_requests:
+                    if len(self.siren_requests) >= MAX_SIREN_REQUESTS:
+                        raise _Refused(f"over {MAX_SIREN_REQUESTS} siren requests held")
+                    self.siren_requests[alarm_id] = None
+            else:
+                self.siren_requests.pop(alarm_id, None)
+            self._unsaved["siren_requests"] = list(self.siren_requests)
+            self._drive_outputs()
+            sounding = self._siren_on
+        self._changed()
+        return {"siren": sounding}
 
     # -- policy -----------------------------------------------------------------------
 
@@ -631,20 +754,27 @@ class Controller:
                 calendar.zone  # noqa: B018
             except HoursError as exc:
                 raise _Refused(str(exc)) from None
-            self.outbox.put("policy", _jsonable(merged))
+            self._unsaved["policy"] = _jsonable(merged)  # written by the writer
             self.policy = merged
             self.calendar = calendar
+        self._flush()
         self._changed()
 
     # -- heartbeat and state ----------------------------------------------------------
 
     def heartbeat(self) -> None:
+        # Read before taking the state lock: the read waits for a commit in progress.
+        try:
+            stored = self.outbox.depth()
+        except OutboxError as exc:
+            log.warning("heartbeat: cannot read the outbox depth: %s", exc)
+            stored = 0
         with self._lock:
             self._emit(
                 "controller.heartbeat",
                 {
                     "uptime_s": int(self.clock.monotonic() - self._started_mono),
-                    "outbox_depth": self.outbox.depth(),
+                    "outbox_depth": stored + len(self._pending),
                     "armed": self.armed,
                 },
             )
@@ -661,6 +791,7 @@ class Controller:
                 "armed": self.armed,
                 "siren": self._siren_on,
                 "alarms": [a.as_dict() for a in self.alarms.values()],
+                "siren_requests": list(self.siren_requests),
             }
             return make_state(
                 self._key,
@@ -676,6 +807,11 @@ class Controller:
 
 class _Refused(Exception):
     pass
+
+
+def _oneline(text: str) -> str:
+    """``text`` for a log line: control characters (a newline above all) escaped."""
+    return repr(text)[1:-1]
 
 
 def _jsonable(policy: dict[str, Any]) -> dict[str, Any]:

@@ -15,15 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devices.gpio import Input, Lock, Output, make_pin_factory
+from devices.badge.errors import BadgeError
+from devices.gpio import GpioConfigError, Input, Lock, Output, make_pin_factory
+from devices.rfid.errors import RfidError
 from firmware_bridge.clock import Clock, SystemClock
 from firmware_bridge.config import Config, ConfigError
-from firmware_bridge.controller import Controller
+from firmware_bridge.controller import UNREADABLE, Controller
+from firmware_bridge.errors import DeviceError
 from firmware_bridge.link import Link
 from firmware_bridge.outbox import Outbox
 from protocol.envelope import decode_ack, decode_command, parse_json
 from protocol.errors import ProtocolError
-from protocol.signing import parse_key
+from protocol.schema import is_uuid
+from protocol.signing import parse_key, verify
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +70,15 @@ class Bridge:
             self.command_key = read_key(cfg.command_key_file, "command key file")
         else:
             self.command_key = self.key
-        self.pin_factory = (
-            pin_factory if pin_factory is not None else make_pin_factory(cfg.pin_factory)
-        )
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(cfg.data_dir / "outbox.sqlite3")
+        try:
+            self.pin_factory = (
+                pin_factory if pin_factory is not None else make_pin_factory(cfg.pin_factory)
+            )
+        except GpioConfigError as exc:
+            raise ConfigError(str(exc)) from exc
+        self.outbox = Outbox(cfg.data_dir / "outbox.sqlite3")  # makes the folder
+        #: boot -> highest seq made, for the boots before this one (an ack above is wrong)
+        self.made_before = self.outbox.highest_seqs()
         self.boot = self.outbox.next_boot()
         #: rows made by earlier boots (possibly already with the tracker) end here
         self.earlier_rows = self.outbox.rowid_range()[1]
@@ -81,9 +89,33 @@ class Bridge:
         #: counters for simulators and health checks
         self.badge_reads = 0
         self.ticks = 0
-
+        self.acks_ignored = 0
+        self._acks_logged: set[tuple[int, int]] = set()
         self.siren: Output | None = None
         self.led: Output | None = None
+        self.locks: dict[str, Lock] = {}
+        try:
+            self._make_devices()
+        except GpioConfigError as exc:
+            self._close_devices()
+            self.outbox.close()
+            raise ConfigError(str(exc)) from exc
+
+        self.controller = Controller(
+            cfg,
+            key=self.key,
+            outbox=self.outbox,
+            clock=self.clock,
+            boot=self.boot,
+            siren=self.siren,
+            led=self.led,
+            locks=self.locks,  # type: ignore[arg-type]
+            presence=self._presence_trackers(),
+            online=lambda: self.link is not None and self.link.connected,
+        )
+
+    def _make_devices(self) -> None:
+        cfg = self.cfg
         for o in cfg.outputs:
             out = Output(o.name, o.pin, pin_factory=self.pin_factory, active_high=o.active_high)
             self._closers.append(out.close)
@@ -91,7 +123,6 @@ class Bridge:
                 self.siren = out
             else:
                 self.led = out
-        self.locks: dict[str, Lock] = {}
         for lk in cfg.locks:
             lock = Lock(
                 lk.point,
@@ -116,18 +147,13 @@ class Bridge:
             self.inputs[i.point] = inp
             self._closers.append(inp.close)
 
-        self.controller = Controller(
-            cfg,
-            key=self.key,
-            outbox=self.outbox,
-            clock=self.clock,
-            boot=self.boot,
-            siren=self.siren,
-            led=self.led,
-            locks=self.locks,  # type: ignore[arg-type]
-            presence=self._presence_trackers(),
-            online=lambda: self.link is not None and self.link.connected,
-        )
+    def _close_devices(self) -> None:
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception:  # closing is best effort; report and go on
+                log.exception("while closing")
+        self._closers.clear()
 
     def _presence_trackers(self) -> dict[str, Any]:
         from devices.rfid.presence import PresenceTracker
@@ -157,8 +183,11 @@ class Bridge:
         ctl.start_writer()
         for inp in self.inputs.values():
             inp.on_change = lambda inp, active, t: ctl.on_input(inp.name, active, t)
-        self._start_readers()
-        self._start_badges()
+        try:
+            self._start_readers()
+            self._start_badges()
+        except (RfidError, BadgeError) as exc:
+            raise DeviceError(str(exc)) from exc
         self.link = Link(
             self.cfg,
             self.outbox,
@@ -228,7 +257,8 @@ class Bridge:
         try:
             cmd = decode_command(self.command_key, topic, payload)
         except ProtocolError as exc:
-            self.controller.refuse(_command_id(payload), f"rejected: {exc}")
+            cid = _verified_id(self.command_key, topic, payload)
+            self.controller.refuse(cid, f"rejected: {exc}")
             return
         self.controller.execute(cmd)
 
@@ -237,12 +267,29 @@ class Bridge:
         try:
             ack = decode_ack(self.command_key, topic, payload)
         except ProtocolError as exc:
-            log.warning("ack rejected: %s", exc)
+            log.warning("ack rejected: %s", repr(str(exc))[1:-1])
             return None
         if ack.controller != self.cfg.controller:
             log.warning("ack for another controller %r ignored", ack.controller)
             return None
-        return ack.boot, ack.seq
+        # PROTOCOL.md: ignore an ack for a boot not started or a seq not made (a retained
+        # ack left by a wiped or replaced controller must not prune new events).
+        if ack.boot > self.boot:
+            why = f"boot {ack.boot} is not started (this is boot {self.boot})"
+        elif ack.boot == self.boot and ack.seq > self.controller.seq:
+            why = f"seq {ack.seq} is not made (boot {ack.boot} is at seq {self.controller.seq})"
+        elif ack.boot < self.boot and ack.seq > self.made_before.get(ack.boot, 0):
+            made = self.made_before.get(ack.boot)
+            why = f"boot {ack.boot} made {'no events' if made is None else f'seq {made} at most'}"
+        else:
+            return ack.boot, ack.seq
+        self.acks_ignored += 1
+        if (ack.boot, ack.seq) not in self._acks_logged:  # a retained one comes back often
+            if len(self._acks_logged) > 1000:
+                self._acks_logged.clear()
+            self._acks_logged.add((ack.boot, ack.seq))
+            log.warning("ack for boot %d seq %d ignored: %s", ack.boot, ack.seq, why)
+        return None
 
     def run(self, stop: threading.Event | None = None, seconds: float | None = None) -> None:
         """Tick the rules until ``stop`` is set or ``seconds`` (real time) have passed."""
@@ -271,21 +318,20 @@ class Bridge:
 
     def close(self) -> None:
         """Stop the devices, write every event made, say ``offline``, disconnect."""
-        for closer in reversed(self._closers):
-            try:
-                closer()
-            except Exception:  # closing is best effort; report and go on
-                log.exception("while closing")
-        self._closers.clear()
+        self._close_devices()
         self.controller.stop_writer()
         if self.link is not None:
             self.link.stop()
         self.outbox.close()
 
 
-def _command_id(payload: bytes) -> str:
+def _verified_id(key: bytes, topic: str, payload: bytes) -> str:
+    """The id of a refused command whose signature is right, else ``unreadable``: an id
+    from an unverified message is never quoted in a signed answer."""
     try:
-        cid = parse_json(payload).get("id")
+        env = parse_json(payload)
+        verify(key, topic, env)
     except ProtocolError:
-        return "unreadable"
-    return cid if isinstance(cid, str) and 0 < len(cid) <= 64 else "unreadable"
+        return UNREADABLE
+    cid = env.get("id")
+    return cid if isinstance(cid, str) and is_uuid(cid) else UNREADABLE

@@ -199,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     from firmware_bridge.config import ConfigError
+    from firmware_bridge.errors import BridgeError
 
     handlers = {
         ("bridge", None): cmd_bridge,
@@ -212,21 +213,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = getattr(args, "device", None) or getattr(args, "sim", None) or getattr(args, "keys", None)
     try:
         return handlers[(args.command, sub)](args)
-    except ConfigError as exc:
-        print(f"ironroom: config error: {exc}", file=sys.stderr)
+    except BridgeError as exc:  # the root of the bridge's errors: one line, exit 2
+        kind = "config error: " if isinstance(exc, ConfigError) else ""
+        print(f"ironroom: {kind}{exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or port given on the command line
+        print(f"ironroom: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # the one place that turns a failure into a message
-        from devices.badge.errors import BadgeError
-        from devices.gpio import GpioConfigError
-        from firmware_bridge.outbox import OutboxError
-        from simulators.pcscd import PcscdError
-
-        if isinstance(exc, BadgeError | PcscdError | GpioConfigError | OutboxError | OSError):
-            print(f"ironroom: {exc}", file=sys.stderr)
-            return 2
-        raise
 
 
 if __name__ == "__main__":

@@ -13,11 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from firmware_bridge.errors import BridgeError
+
 VPCD_READERS = ("Virtual PCD 00 00", "Virtual PCD 00 01")
 INSTALL_HINT = "install them with `apt-get install pcscd vsmartcard-vpcd`"
 
 
-class PcscdError(RuntimeError):
+class PcscdError(BridgeError, RuntimeError):
     """pcscd or the vpcd driver is missing or does not come up."""
 
 

@@ -8,6 +8,7 @@ Time comes from a SimClock that only moves when a test moves it.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,17 +22,20 @@ from gpiozero.pins.mock import MockFactory
 from firmware_bridge.config import Config, parse_config
 from firmware_bridge.controller import Controller
 from firmware_bridge.daemon import Bridge
+from firmware_bridge.outbox import OutboxError
 from protocol.envelope import (
     Command,
     Event,
     decode_command,
     decode_event,
     decode_state,
+    make_ack,
     make_command,
 )
 from protocol.errors import ProtocolError
 from protocol.timefmt import format_ts
 from simulators.clock import SimClock
+from tests.support import wait_until
 
 KEY = bytes(range(32))
 COMMAND_KEY = bytes(range(100, 132))
@@ -858,7 +862,12 @@ def test_refuse_answers_an_unreadable_command(rig: Rig) -> None:
     rig.open()
     rig.ctl.refuse("unreadable", "rejected: payload is not JSON")
     assert rig.of("command.result") == [
-        {"command_id": "unreadable", "ok": False, "error": "rejected: payload is not JSON"}
+        {
+            "command_id": "unreadable",
+            "ok": False,
+            "error": "rejected: payload is not JSON",
+            "refused": 1,
+        }
     ]
 
 
@@ -877,14 +886,17 @@ def test_the_bridge_refuses_garbage_and_forgeries(rig: Rig) -> None:
         data={"state": "armed"},
     )
     bridge._on_command(cmd.topic, b"\xff not json")
+    rig.clock.advance(1)
     bridge._on_command(topic, forged)
     results = rig.of("command.result")
+    # the forger's id is not quoted: a signed answer names only ids the tracker signed
     assert [(r["command_id"], r["ok"]) for r in results] == [
         ("unreadable", False),
-        (forged_id, False),
+        ("unreadable", False),
     ]
     assert all(r["error"].startswith("rejected:") for r in results)
     assert "signature" in results[1]["error"]
+    assert forged_id not in str(rig.events())
     assert not rig.ctl.armed
 
 
@@ -931,3 +943,350 @@ def test_state_message_is_signed_and_lists_points_locks_and_alarms(rig: Rig) -> 
     assert env["ts"] == format_ts(rig.clock.now())
     with pytest.raises(ProtocolError):
         decode_state(COMMAND_KEY, topic, payload)
+
+
+# -- the outbox writer: nothing lost on a write error, one transaction, no lock on disk -----
+
+
+def _refuse_writes(box: Any, table: str, when: str = "1") -> None:
+    """Make SQLite refuse inserts into ``table`` (a disk that cannot take them)."""
+    with box._lock:
+        box._db.execute(
+            f"CREATE TEMP TRIGGER refuse_{table} BEFORE INSERT ON {table} WHEN {when} "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+
+
+def _allow_writes(box: Any, table: str) -> None:
+    with box._lock:
+        box._db.execute(f"DROP TRIGGER refuse_{table}")
+
+
+def _on_disk(path: Path) -> tuple[list[Event], list[str]]:
+    """What a restart would find: the events and the latched alarm ids in the file."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("SELECT topic, payload FROM events ORDER BY boot, seq").fetchall()
+        latch = db.execute("SELECT value FROM meta WHERE key='alarms'").fetchone()
+    finally:
+        db.close()
+    import json
+
+    alarms = [a["alarm_id"] for a in json.loads(latch[0])] if latch else []
+    return [decode_event(KEY, t, bytes(p)) for t, p in rows], alarms
+
+
+def test_a_write_error_loses_no_event_and_no_latch(rig: Rig, caplog: Any) -> None:
+    """The disk refuses every write for a while, then recovers: every event made in the
+    meantime is stored once, seq without a gap, and the latch is saved."""
+    rig.at(NIGHT)
+    rig.open()
+    box, ctl = rig.bridge.outbox, rig.ctl  # type: ignore[union-attr]
+    ctl.retry_s = 0.01
+    ctl.start_writer()
+    try:
+        _refuse_writes(box, "events")
+        ctl.on_input("door", True)  # after hours: an alarm and its latch
+        for _ in range(20):
+            ctl.on_input("window:w1", True)
+            ctl.on_input("window:w1", False)
+        wait_until(lambda: any(r.levelname == "ERROR" for r in caplog.records), 5, "a failure")
+        time.sleep(0.05)  # a few more attempts fail
+        assert box.depth() == 1, "nothing got through while the disk refused"
+        _allow_writes(box, "events")
+        wait_until(lambda: box.depth() == ctl.seq, 5, "every event written")
+    finally:
+        ctl.stop_writer()
+    evs, latched = _on_disk(box.path)
+    assert [e.seq for e in evs] == list(range(1, ctl.seq + 1))
+    assert len(evs) == 1 + 2 + 40 + 1  # started, door, 20 x window open/close, 2 alarms
+    raised = [e.data["alarm_id"] for e in evs if e.type == "alarm.raised"]
+    assert len(raised) == 2 and sorted(latched) == sorted(raised)
+    assert "outbox writable again" in caplog.text
+
+
+def test_a_write_error_without_the_writer_raises_and_keeps_the_events(rig: Rig) -> None:
+    rig.at(NIGHT)
+    rig.open()
+    box, ctl = rig.bridge.outbox, rig.ctl  # type: ignore[union-attr]
+    _refuse_writes(box, "events")
+    with pytest.raises(OutboxError):
+        ctl.on_input("door", True)
+    _allow_writes(box, "events")
+    ctl.on_input("door", False)  # the next write takes the earlier events along
+    assert [(e.seq, e.type) for e in rig.events()] == [
+        (1, "controller.started"),
+        (2, "sensor.changed"),
+        (3, "alarm.raised"),
+        (4, "sensor.changed"),
+    ]
+    assert [a["alarm_id"] for a in box.get("alarms")] == list(ctl.alarms)
+
+
+def test_an_alarm_and_its_latch_are_saved_in_one_transaction(rig: Rig) -> None:
+    """A failure (or a power cut) between the two must not leave an alarm on disk without
+    its latch: after a restart the siren would stay off."""
+    rig.at(NIGHT)
+    rig.open()
+    box, ctl = rig.bridge.outbox, rig.ctl  # type: ignore[union-attr]
+    _refuse_writes(box, "meta", "NEW.key = 'alarms'")
+    with pytest.raises(Exception):  # noqa: B017 (what matters is what is on disk)
+        ctl.on_input("door", True)
+    evs, latched = _on_disk(box.path)  # what a restart right now would find
+    raised = [e.data["alarm_id"] for e in evs if e.type == "alarm.raised"]
+    assert raised == latched == [], "the alarm's event went to disk without its latch"
+    _allow_writes(box, "meta")
+    ctl.heartbeat()
+    evs, latched = _on_disk(box.path)
+    raised = [e.data["alarm_id"] for e in evs if e.type == "alarm.raised"]
+    assert raised == latched == list(ctl.alarms)
+    assert [e.seq for e in evs] == list(range(1, ctl.seq + 1))
+
+
+def test_the_state_lock_is_free_while_the_disk_is_busy(rig: Rig) -> None:
+    """Heartbeats, arming and policy updates do not hold the state lock across the disk:
+    a GPIO edge still drives the siren at once while a commit is stuck in fsync."""
+    import threading
+
+    rig.at(NIGHT)
+    rig.open()
+    box, ctl = rig.bridge.outbox, rig.ctl  # type: ignore[union-attr]
+    ctl.start_writer()
+    arm = rig.command("arming.set", {"state": "armed"})
+    box._lock.acquire()  # the disk is busy (a long fsync)
+    try:
+        busy = [
+            threading.Thread(target=ctl.heartbeat),
+            threading.Thread(target=ctl.apply_policy, args=({"reset_badges": [STRANGER]},)),
+            threading.Thread(target=ctl.execute, args=(arm,)),
+        ]
+        for t in busy:
+            t.start()
+        time.sleep(0.2)
+        edge = threading.Thread(target=ctl.on_input, args=("door", True))
+        edge.start()
+        edge.join(2)
+        assert not edge.is_alive(), "the GPIO edge waited for the disk"
+        assert rig.siren
+    finally:
+        box._lock.release()
+    for t in busy:
+        t.join(5)
+    ctl.stop_writer()
+    rig.open()  # the settings reached the disk all the same
+    assert rig.ctl.armed and rig.ctl.policy["reset_badges"] == (STRANGER,)
+
+
+def test_events_made_from_many_threads_while_the_writer_runs_land_in_order(rig: Rig) -> None:
+    import threading
+
+    rig.open()
+    ctl = rig.ctl
+    ctl.start_writer()
+    points = ["door", "window:w1", "cabinet:c2", "motion:m1"]
+
+    def toggle(point: str) -> None:
+        for _ in range(50):
+            ctl.on_input(point, True)
+            ctl.on_input(point, False)
+
+    threads = [threading.Thread(target=toggle, args=(p,)) for p in points]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ctl.stop_writer()  # drains what is still queued
+    assert ctl.seq == 1 + 4 * 100
+    assert rig.bridge is not None
+    by_row = sorted(rig.bridge.outbox.all(), key=lambda r: r.rowid)
+    assert [r.seq for r in by_row] == list(range(1, ctl.seq + 1)), "written in seq order"
+    per_point = [e.data["point"] for e in rig.events() if e.type == "sensor.changed"]
+    assert all(per_point.count(p) == 100 for p in points)
+
+
+def test_stop_writer_writes_everything_made_before_it(rig: Rig) -> None:
+    rig.open()
+    box, ctl = rig.bridge.outbox, rig.ctl  # type: ignore[union-attr]
+    ctl.start_writer()
+    box._lock.acquire()  # hold the writer back so events queue up
+    try:
+        for _ in range(30):
+            ctl.on_input("window:w1", True)
+            ctl.on_input("window:w1", False)
+        assert len(ctl._pending) > 0
+    finally:
+        box._lock.release()
+    ctl.stop_writer()
+    assert ctl._writer is None and not ctl._pending
+    assert [e.seq for e in rig.events()] == list(range(1, 62))
+
+
+def test_the_bridge_outbox_is_durable(rig: Rig) -> None:
+    rig.open()
+    assert rig.bridge is not None
+    assert rig.bridge.outbox.synchronous == 2  # FULL: every commit fsync'd
+
+
+# -- acks: only for what this controller made ----------------------------------------------
+
+
+def _ack(rig: Rig, boot: int, seq: int, controller: str = "room-7-ctl") -> Any:
+    assert rig.bridge is not None
+    topic, payload = make_ack(
+        COMMAND_KEY, site="hq", room="room-7", controller=controller, boot=boot, seq=seq
+    )
+    return rig.bridge._on_ack(topic, payload)
+
+
+def test_an_ack_for_a_boot_not_started_or_a_seq_not_made_is_ignored(rig: Rig, caplog: Any) -> None:
+    rig.open()
+    for _ in range(4):
+        rig.ctl.on_input("window:w1", True)
+    rig.ctl.on_input("window:w1", False)
+    first_boot_high = rig.ctl.seq  # 3
+    rig.open()  # boot 2
+    rig.ctl.on_input("door", True)
+    assert (rig.ctl.boot, rig.ctl.seq) == (2, 2)
+    assert _ack(rig, 2, 2) == (2, 2)
+    assert _ack(rig, 2, 0) == (2, 0)
+    assert _ack(rig, 1, first_boot_high) == (1, first_boot_high)
+    assert rig.bridge is not None and rig.bridge.acks_ignored == 0
+    ignored = [(2, 3), (2, 2**53 - 1), (3, 1), (1, first_boot_high + 1), (1, 500)]
+    for boot, seq in ignored:
+        assert _ack(rig, boot, seq) is None, (boot, seq)
+    assert _ack(rig, 3, 1) is None  # a retained ack comes back at every reconnect
+    assert rig.bridge.acks_ignored == len(ignored) + 1
+    lines = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
+    assert len(lines) == len(ignored), "logged once each"
+    assert "boot 3 is not started" in lines[2]
+    assert "seq 3 is not made" in lines[0]
+
+
+def test_a_wiped_controller_ignores_the_ack_of_its_former_life(rig: Rig) -> None:
+    rig.open()  # a fresh data dir: boot 1 again
+    assert rig.ctl.boot == 1
+    assert _ack(rig, 1, 500) is None
+    assert _ack(rig, 1, rig.ctl.seq) == (1, rig.ctl.seq)
+
+
+# -- refusals: ids quoted only when verified, a flood answered once a second ------------------
+
+
+def _signed_raw(rig: Rig, env: dict[str, Any], name: str = "x") -> tuple[str, bytes]:
+    """A command envelope signed with the command key whatever its content."""
+    from protocol.canonical import canonical
+    from protocol.signing import sign
+
+    topic = f"ironroom/v1/hq/room-7/cmd/{name}"
+    env = dict(env)
+    env["sig"] = sign(COMMAND_KEY, topic, env)
+    return topic, canonical(env)
+
+
+def test_a_verified_command_with_bad_data_is_answered_with_its_id(rig: Rig) -> None:
+    bridge = rig.open()
+    cid = str(uuid.uuid4())
+    now = rig.clock.now()
+    env = {
+        "v": 1,
+        "id": cid,
+        "issuer": "tracker",
+        "ts": format_ts(now),
+        "expires": format_ts(now + timedelta(seconds=30)),
+        "type": "cabinet.unlock",
+        "data": {"cabinet": "c1", "seconds": 99999},
+    }
+    topic, payload = _signed_raw(rig, env)
+    bridge._on_command(topic, payload)
+    [result] = rig.result(cid)
+    assert result["ok"] is False and "seconds" in result["error"]
+    assert rig.locked("c1")
+
+
+def test_an_unverified_id_is_never_quoted_nor_logged_raw(rig: Rig, caplog: Any) -> None:
+    bridge = rig.open()
+    genuine = rig.command("arming.set", {"state": "armed"})
+    lure = b'{"id": "' + genuine.id.encode() + b'", "type": "arming.set"}'
+    bridge._on_command(genuine.topic, lure)
+    rig.clock.advance(1)
+    bridge._on_command(genuine.topic + "\nFAKE log line", b'{"id": "a\\nINFO forged"}')
+    rig.ctl.execute(genuine)
+    results = rig.of("command.result")
+    assert [(r["command_id"], r["ok"]) for r in results] == [
+        ("unreadable", False),
+        ("unreadable", False),
+        (genuine.id, True),
+    ], "one genuine command, one answer with its id"
+    assert all("\n" not in r.getMessage() for r in caplog.records)
+
+
+def test_a_flood_of_garbage_is_answered_once_a_second_with_a_count(rig: Rig) -> None:
+    bridge = rig.open()
+    topic = "ironroom/v1/hq/room-7/cmd/x"
+    for i in range(500):
+        bridge._on_command(topic, b"garbage %d" % i)
+    results = rig.of("command.result")
+    assert [r["refused"] for r in results] == [1], "the first is answered at once"
+    rig.clock.advance(0.5)
+    rig.ctl.tick()
+    assert len(rig.of("command.result")) == 1
+    rig.clock.advance(0.5)
+    rig.ctl.tick()
+    rig.ctl.tick()
+    results = rig.of("command.result")
+    assert [r["refused"] for r in results] == [1, 499]
+    assert all(r["command_id"] == "unreadable" and r["ok"] is False for r in results)
+    assert results[1]["error"].startswith("rejected: ")
+    assert len(rig.events()) == 3  # started and two summaries, not 500 rows
+    rig.clock.advance(5)
+    rig.ctl.tick()
+    assert len(rig.of("command.result")) == 2, "nothing more to report"
+
+
+# -- siren.set: the tracker's siren requests ---------------------------------------------------
+
+
+def test_siren_set_holds_the_siren_until_released(rig: Rig) -> None:
+    rig.open()
+    assert not rig.siren
+    result = rig.run("siren.set", {"state": "on", "alarm_id": "trk:a1"})
+    assert result == {"command_id": result["command_id"], "ok": True, "error": None, "siren": True}
+    assert rig.siren
+    assert rig.run("siren.set", {"state": "on", "alarm_id": "trk:a2"})["ok"] is True
+    assert rig.run("siren.set", {"state": "on", "alarm_id": "trk:a1"})["ok"] is True  # again
+    topic, payload = rig.ctl.state_message()
+    data = decode_state(KEY, topic, payload)["data"]
+    assert data["siren_requests"] == ["trk:a1", "trk:a2"] and data["siren"] is True
+    assert rig.run("siren.set", {"state": "off", "alarm_id": "trk:a1"})["siren"] is True
+    assert rig.siren, "trk:a2 still holds it"
+    assert rig.run("siren.set", {"state": "off", "alarm_id": "trk:a2"})["siren"] is False
+    assert not rig.siren
+    assert rig.run("siren.set", {"state": "off", "alarm_id": "trk:none"})["ok"] is True
+
+
+def test_siren_requests_survive_a_restart(rig: Rig) -> None:
+    rig.open()
+    rig.run("siren.set", {"state": "on", "alarm_id": "trk:a1"})
+    rig.open()
+    assert rig.ctl.siren_requests == {"trk:a1": None}
+    assert rig.siren, "the siren comes back on at boot"
+    rig.run("siren.set", {"state": "off", "alarm_id": "trk:a1"})
+    rig.open()
+    assert not rig.siren and rig.ctl.siren_requests == {}
+
+
+def test_siren_requests_and_local_alarms_each_hold_the_siren(rig: Rig) -> None:
+    rig.at(NIGHT)
+    rig.open()
+    rig.ctl.on_input("door", True)  # a local critical alarm
+    rig.run("siren.set", {"state": "on", "alarm_id": "trk:a1"})
+    rig.run("alarm.silence", {})
+    assert rig.siren, "silencing the local alarms leaves the tracker's request"
+    rig.run("siren.set", {"state": "off", "alarm_id": "trk:a1"})
+    assert not rig.siren
+    rig.ctl.on_input("window:w1", True)  # a new local alarm
+    assert rig.siren
+    rig.run("siren.set", {"state": "off", "alarm_id": "trk:none"})
+    assert rig.siren, "a release does not stop a local alarm"
