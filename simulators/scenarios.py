@@ -140,10 +140,13 @@ class ScenarioRunner:
         commander: Commander | None = None,
         step_timeout: float | None = None,
         pace_s: float = 0.0,
+        tracker: bool = False,
     ) -> None:
         self.room = room
         self.scenario = scenario
         self.commander = commander
+        #: a real tracker decides the unlocks: the scenario sends none of its own
+        self.tracker = tracker
         self.step_timeout = STEP_TIMEOUT_S if step_timeout is None else step_timeout
         self.pace_s = pace_s  # real seconds between steps, so a person can follow
         self.done = threading.Event()
@@ -236,9 +239,10 @@ class ScenarioRunner:
             self._wait(lambda: bridge.badge_reads > before, "the badge read")
             room.take_badge(step.target)
         elif step.action == "grant":
-            # The tracker's answer to the badge when online; offline the bridge has
-            # already decided from its cached policy.
-            if self.commander is not None and room.bridge.link and room.bridge.link.connected:
+            # The tracker's answer to the badge when online (played here unless a real
+            # tracker runs); offline the bridge has already decided from its cached policy.
+            linked = room.bridge.link is not None and room.bridge.link.connected
+            if self.commander is not None and linked and not self.tracker:
                 self.commander.send(
                     "cabinet.unlock",
                     {"cabinet": step.target, "seconds": 20, "badge": step.value},
@@ -291,6 +295,7 @@ def play(
     pace_s: float = 0.0,
     badges: bool = True,
     on_room: Callable[[SimulatedRoom], Any] | None = None,
+    tracker: bool = False,
 ) -> ScenarioRunner:
     """Run the real bridge on the simulated room and play ``scenario`` until ``stop`` is
     set or ``seconds`` have passed; everything is closed on the way out (the bridge
@@ -305,7 +310,7 @@ def play(
     clock = SimClock(scenario_start(cfg, scenario), speed=speed)
     room = SimulatedRoom(cfg, clock=clock, badges=badges)
     commander = Commander(room.cfg, room.bridge.command_key, clock)
-    runner = ScenarioRunner(room, scenario, commander=commander, pace_s=pace_s)
+    runner = ScenarioRunner(room, scenario, commander=commander, pace_s=pace_s, tracker=tracker)
     cleanup: Any = None
     try:
         if on_room is not None:

@@ -1,0 +1,99 @@
+"""The one place that wires the tracker: config, store, clock, MQTT, worker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tracker.clock import Clock, SystemClock
+from tracker.config import TrackerConfig
+from tracker.ingest.mqtt import Link
+from tracker.ingest.pipeline import Inbox, Processor
+from tracker.service.apply import Rules
+from tracker.store.db import default_url, make_engine, migrate, sessions
+
+log = logging.getLogger(__name__)
+
+
+def rules_of(cfg: TrackerConfig) -> Rules:
+    return Rules(
+        calendar=cfg.calendar,
+        policy_calendar=cfg.policy_calendar(),
+        loan_days=dict(cfg.loan_days),
+        session_s=cfg.session_s,
+        unlock_s=cfg.unlock_s,
+        allow_uid_only=cfg.allow_uid_only,
+    )
+
+
+@dataclass
+class Store:
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+
+def open_store(url: str | None, *, migrate_now: bool = True) -> Store:
+    engine = make_engine(url or default_url())
+    if migrate_now:
+        migrate(engine)
+    return Store(engine, sessions(engine))
+
+
+class Tracker:
+    """The running service. :meth:`run` is the worker loop (the caller's thread)."""
+
+    def __init__(self, cfg: TrackerConfig, *, clock: Clock | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.store = open_store(cfg.db_url)
+        self.inbox = Inbox()
+        self.link = Link(cfg.mqtt, self.inbox, self.clock)
+        self.processor = Processor(
+            self.store.sessions,
+            rules_of(cfg),
+            clock=self.clock,
+            publisher=self.link,
+            heartbeat_s=cfg.heartbeat_s,
+            reorder_window_s=cfg.reorder_window_s,
+            command_ttl_s=cfg.command_ttl_s,
+        )
+        self.ready = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        self.processor.load()
+        self.link.start()
+        self.ready.set()
+        last_tick = 0.0
+        try:
+            while not stop.is_set():
+                batch = self.inbox.take(self.cfg.batch_max, timeout=0.2)
+                if batch:
+                    self._process(batch, stop)
+                mono = self.clock.monotonic()
+                if mono - last_tick >= 0.5:
+                    last_tick = mono
+                    self._guarded(self.processor.tick, "time-driven work")
+        finally:
+            self.link.stop()
+            self.store.engine.dispose()
+
+    def _process(self, batch: list, stop: threading.Event) -> None:  # type: ignore[type-arg]
+        """Never skip a batch: a failing database is retried until it works again (the
+        broker keeps the messages un-acknowledged meanwhile)."""
+        while not stop.is_set():
+            try:
+                self.processor.process(batch)
+                return
+            except Exception:
+                log.exception("a batch of %d messages could not be committed; retrying", len(batch))
+                stop.wait(1.0)
+
+    def _guarded(self, fn: object, what: str) -> None:
+        try:
+            fn()  # type: ignore[operator]
+        except Exception:
+            log.exception("%s failed; retrying at the next tick", what)

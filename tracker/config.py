@@ -1,0 +1,271 @@
+"""The tracker's configuration (TOML), checked whole at start; every error names the file
+and the key. Example: ``deploy/examples/tracker.toml``.
+
+```toml
+[tracker]
+heartbeat_s = 5          # the controllers' heartbeat interval; silent after 3 of them
+reorder_window_s = 30    # how long a gap in a boot's seq is held before it is skipped
+session_s = 120          # how long after a badge a folder leaving counts as taken by it
+unlock_s = 20
+command_ttl_s = 60
+allow_uid_only = false   # accept badges read by UID alone (no challenge-response)
+
+[database]
+url = "sqlite:///ironroom.db"   # or postgresql://user@host/db
+
+[mqtt]
+broker = "mqtt://127.0.0.1:1883"
+client_id = "ironroom-tracker"
+
+[hours]                 # the same keys as the bridge's [hours]
+timezone = "Asia/Shanghai"
+mon = ["08:30-12:00", "13:30-17:30"]
+
+[loans]                 # days per classification; "in-room": due at closing time
+top-secret = "in-room"
+secret = 7
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from protocol.hours import (
+    DAYS,
+    Calendar,
+    HoursError,
+    parse_dates,
+    parse_spans,
+    parse_weekly,
+)
+from tracker.domain.levels import Level
+from tracker.domain.rules import DEFAULT_LOAN_DAYS
+
+
+class TrackerConfigError(ValueError):
+    """A tracker config that cannot be used; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    broker: str = "mqtt://127.0.0.1:1883"
+    client_id: str = "ironroom-tracker"
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive_s: int = 30
+    session_expiry_s: int = 7 * 24 * 3600
+
+    def parts(self) -> tuple[str, int, bool, str | None, str | None]:
+        """``(host, port, tls, username, password)``; the password file wins."""
+        u = urlsplit(self.broker)
+        tls = u.scheme in ("mqtts", "ssl")
+        port = u.port or (8883 if tls else 1883)
+        user = unquote(u.username) if u.username else self.username
+        password = unquote(u.password) if u.password else None
+        if self.password_file is not None:
+            password = self.password_file.read_text(encoding="utf-8").strip()
+        return u.hostname or "127.0.0.1", port, tls, user, password
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    db_url: str | None = None
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    calendar: Calendar = field(default_factory=Calendar)
+    #: the ``[hours]`` table as written, sent to controllers in ``policy.update``
+    hours: dict[str, Any] = field(default_factory=dict)
+    loan_days: dict[Level, int | None] = field(default_factory=lambda: dict(DEFAULT_LOAN_DAYS))
+    heartbeat_s: float = 5.0
+    reorder_window_s: float = 30.0
+    session_s: int = 120
+    unlock_s: int = 20
+    command_ttl_s: int = 60
+    allow_uid_only: bool = False
+    batch_max: int = 1000
+    source: Path | None = None
+
+    def with_overrides(self, *, broker: str | None, db: str | None) -> TrackerConfig:
+        cfg = self
+        if broker:
+            check_broker_url(broker, "--broker")
+            cfg = replace(cfg, mqtt=replace(cfg.mqtt, broker=broker))
+        if db:
+            cfg = replace(cfg, db_url=db)
+        return cfg
+
+    def policy_calendar(self) -> dict[str, Any]:
+        """The calendar part of ``policy.update`` (the controller's ``[hours]`` keys)."""
+        out: dict[str, Any] = {"timezone": self.calendar.timezone}
+        if any(d in self.hours for d in DAYS):
+            out["hours"] = {d: list(self.hours.get(d, [])) for d in DAYS}
+        for key in ("holidays", "workdays", "makeup"):
+            if key in self.hours:
+                out[key] = list(self.hours[key])
+        return out
+
+
+def check_broker_url(url: str, where: str) -> None:
+    u = urlsplit(url)
+    if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not u.hostname:
+        raise TrackerConfigError(
+            f"{where}: broker must look like mqtt://host:1883 or mqtts://host:8883, got {url!r}"
+        )
+    try:
+        port = u.port
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        raise TrackerConfigError(f"{where}: the port must be from 1 to 65535, got {url!r}")
+
+
+_TRACKER_KEYS = {
+    "heartbeat_s": (float, 0.1, 3600.0),
+    "reorder_window_s": (float, 0.0, 3600.0),
+    "session_s": (int, 1, 3600),
+    "unlock_s": (int, 1, 600),
+    "command_ttl_s": (int, 5, 3600),
+    "batch_max": (int, 1, 100_000),
+}
+
+
+def load_tracker_config(path: str | Path) -> TrackerConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TrackerConfigError(f"{p}: {(exc.strerror or str(exc)).lower()}") from None
+    except UnicodeDecodeError:
+        raise TrackerConfigError(f"{p}: not UTF-8 text") from None
+    return parse_tracker_config(text, source=p)
+
+
+def parse_tracker_config(text: str, *, source: Path | None = None) -> TrackerConfig:
+    prefix = f"{source}: " if source else ""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TrackerConfigError(f"{prefix}not valid TOML: {exc}") from None
+    try:
+        return _build(data, source)
+    except TrackerConfigError as exc:
+        raise TrackerConfigError(f"{prefix}{exc}") from None
+    except HoursError as exc:
+        raise TrackerConfigError(f"{prefix}{exc}") from None
+
+
+def _table(data: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
+    t = data.get(key, {})
+    if not isinstance(t, dict):
+        raise TrackerConfigError(f"{key}: expected a table")
+    unknown = set(t) - allowed
+    if unknown:
+        raise TrackerConfigError(f"{key}: unknown keys {sorted(unknown)}")
+    return t
+
+
+def _build(data: dict[str, Any], source: Path | None) -> TrackerConfig:
+    unknown = set(data) - {"tracker", "database", "mqtt", "hours", "loans"}
+    if unknown:
+        raise TrackerConfigError(f"unknown tables {sorted(unknown)}")
+    base = source.parent if source else Path.cwd()
+    t = _table(data, "tracker", set(_TRACKER_KEYS) | {"allow_uid_only"})
+    values: dict[str, Any] = {}
+    for key, (kind, lo, hi) in _TRACKER_KEYS.items():
+        if key not in t:
+            continue
+        v = t[key]
+        ok = isinstance(v, int | float) if kind is float else isinstance(v, int)
+        if not ok or isinstance(v, bool):
+            raise TrackerConfigError(f"tracker.{key}: expected a number, got {v!r}")
+        if not lo <= v <= hi:
+            raise TrackerConfigError(f"tracker.{key}: must be between {lo} and {hi}, got {v}")
+        values[key] = kind(v)
+    if "allow_uid_only" in t:
+        if not isinstance(t["allow_uid_only"], bool):
+            raise TrackerConfigError("tracker.allow_uid_only: expected true or false")
+        values["allow_uid_only"] = t["allow_uid_only"]
+
+    d = _table(data, "database", {"url"})
+    db_url = d.get("url")
+    if db_url is not None and not isinstance(db_url, str):
+        raise TrackerConfigError("database.url: expected a string")
+
+    m = _table(
+        data,
+        "mqtt",
+        {
+            "broker",
+            "client_id",
+            "username",
+            "password_file",
+            "ca_file",
+            "cert_file",
+            "key_file",
+            "keepalive_s",
+            "session_expiry_s",
+        },
+    )
+    mq: dict[str, Any] = {}
+    for key in ("broker", "client_id", "username"):
+        if key in m:
+            if not isinstance(m[key], str) or not m[key]:
+                raise TrackerConfigError(f"mqtt.{key}: expected a non-empty string")
+            mq[key] = m[key]
+    if "broker" in mq:
+        check_broker_url(mq["broker"], "mqtt.broker")
+    for key in ("password_file", "ca_file", "cert_file", "key_file"):
+        if key in m:
+            if not isinstance(m[key], str):
+                raise TrackerConfigError(f"mqtt.{key}: expected a path")
+            path = (base / m[key]).resolve()
+            if not path.is_file():
+                raise TrackerConfigError(f"mqtt.{key}: {path}: no such file")
+            mq[key] = path
+    for key, lo, hi in (("keepalive_s", 5, 3600), ("session_expiry_s", 0, 2**32 - 1)):
+        if key in m:
+            v = m[key]
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise TrackerConfigError(f"mqtt.{key}: expected an integer {lo}..{hi}")
+            mq[key] = v
+
+    h = _table(data, "hours", {"timezone", "holidays", "workdays", "makeup", *DAYS})
+    tz = h.get("timezone", "Asia/Shanghai")
+    if not isinstance(tz, str):
+        raise TrackerConfigError("hours.timezone: expected an IANA name like 'Asia/Shanghai'")
+    weekly = {k: v for k, v in h.items() if k in DAYS}
+    calendar = Calendar(
+        timezone=tz,
+        weekly=parse_weekly(weekly, "hours") if weekly else {},
+        holidays=parse_dates(h.get("holidays", []), "hours.holidays"),
+        workdays=parse_dates(h.get("workdays", []), "hours.workdays"),
+        makeup_hours=parse_spans(h["makeup"], "hours.makeup") if "makeup" in h else None,
+    )
+    calendar.zone  # noqa: B018  (an unknown zone fails here, at load)
+
+    loans = _table(data, "loans", {lv.english for lv in Level} | {lv.chinese for lv in Level})
+    loan_days = dict(DEFAULT_LOAN_DAYS)
+    for key, v in loans.items():
+        level = Level.parse(key)
+        if v == "in-room":
+            loan_days[level] = None
+        elif isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 3650:
+            loan_days[level] = v
+        else:
+            raise TrackerConfigError(f'loans.{key}: expected days 1..3650 or "in-room"')
+    return TrackerConfig(
+        db_url=db_url,
+        mqtt=MqttSettings(**mq),
+        calendar=calendar,
+        hours={k: v for k, v in h.items() if k != "timezone"},
+        loan_days=loan_days,
+        source=source,
+        **values,
+    )

@@ -1,0 +1,146 @@
+"""From rows to the domain's plain values, and the queries the rules need."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from protocol.timefmt import format_ts, parse_ts
+from tracker.domain import model as dm
+from tracker.domain.levels import Level
+from tracker.store import models as m
+
+
+def cabinet_key(room: m.Room, cabinet: m.Cabinet) -> str:
+    return f"{room.site}/{room.room}/{cabinet.name}"
+
+
+class RoomCabinets:
+    """The cabinets of one room, by id and by key."""
+
+    def __init__(self, session: Session, room: m.Room) -> None:
+        rows = session.scalars(select(m.Cabinet).where(m.Cabinet.room_id == room.id)).all()
+        self.by_id = {c.id: c for c in rows}
+        self.key_of = {c.id: cabinet_key(room, c) for c in rows}
+        self.by_key = {cabinet_key(room, c): c for c in rows}
+        self.by_name = {c.name: c for c in rows}
+
+
+class Keys:
+    """Cabinet id -> key for every cabinet (documents may live in any room)."""
+
+    def __init__(self, session: Session) -> None:
+        rooms = {r.id: r for r in session.scalars(select(m.Room))}
+        self.key_of = {
+            c.id: cabinet_key(rooms[c.room_id], c) for c in session.scalars(select(m.Cabinet))
+        }
+
+    def get(self, cabinet_id: int | None) -> str | None:
+        return None if cabinet_id is None else self.key_of.get(cabinet_id)
+
+
+def person(row: m.Person) -> dm.Person:
+    return dm.Person(
+        id=row.id,
+        name=row.name,
+        clearance=Level(row.clearance),
+        roles=frozenset(json.loads(row.roles)),
+        dept=row.dept,
+        active=row.active,
+    )
+
+
+def document(row: m.Document, key_of: dict[int, str]) -> dm.Document:
+    return dm.Document(
+        id=row.id,
+        number=row.number,
+        classification=Level(row.classification),
+        tag=row.tag,
+        home=key_of.get(row.home_cabinet_id, "?"),
+        scope=tuple(dm.Scope.parse(s) for s in json.loads(row.scope)),
+        status=row.status,
+        location=key_of.get(row.location_cabinet_id) if row.location_cabinet_id else None,
+        holder=row.holder_id,
+    )
+
+
+def loan(row: m.Loan) -> dm.Loan:
+    return dm.Loan(
+        row.document_id, row.person_id, parse_ts(row.opened), parse_ts(row.due), row.kind
+    )
+
+
+def session_value(row: m.BadgeSession) -> dm.Session:
+    return dm.Session(
+        person_id=row.person_id,
+        uid=row.uid,
+        reader=row.reader,
+        cabinets=frozenset(json.loads(row.cabinets)),
+        opened=parse_ts(row.opened),
+        until=parse_ts(row.until),
+    )
+
+
+def people(session: Session, ids: Iterable[str] | None = None) -> dict[str, dm.Person]:
+    stmt = select(m.Person)
+    if ids is not None:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        stmt = stmt.where(m.Person.id.in_(wanted))
+    return {p.id: person(p) for p in session.scalars(stmt)}
+
+
+def badge_map(session: Session) -> dict[str, str]:
+    """Active badge uid -> person id."""
+    return {b.uid: b.person_id for b in session.scalars(select(m.Badge).where(m.Badge.active))}
+
+
+def live_sessions(session: Session, room_id: int, when: datetime) -> list[dm.Session]:
+    ts = format_ts(when)
+    rows = session.scalars(
+        select(m.BadgeSession).where(
+            m.BadgeSession.room_id == room_id,
+            m.BadgeSession.until >= ts,
+            m.BadgeSession.opened <= ts,
+        )
+    )
+    return [session_value(r) for r in rows]
+
+
+def docs_in_cabinets(
+    session: Session, cabinet_ids: Iterable[int], key_of: dict[int, str]
+) -> dict[int, list[dm.Document]]:
+    ids = list(cabinet_ids)
+    out: dict[int, list[dm.Document]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    rows = session.scalars(select(m.Document).where(m.Document.location_cabinet_id.in_(ids)))
+    for r in rows:
+        if r.location_cabinet_id is not None:
+            out[r.location_cabinet_id].append(document(r, key_of))
+    return out
+
+
+def open_loan_row(session: Session, document_id: int) -> m.Loan | None:
+    return session.scalars(
+        select(m.Loan).where(m.Loan.document_id == document_id, m.Loan.closed.is_(None))
+    ).first()
+
+
+def blocked_people(session: Session, now: datetime) -> dict[str, str]:
+    """People who may borrow nothing now: they hold an overdue item (催办)."""
+    ts = format_ts(now)
+    rows = session.execute(
+        select(m.Loan.person_id, m.Document.number)
+        .join(m.Document, m.Document.id == m.Loan.document_id)
+        .where(m.Loan.closed.is_(None), m.Loan.due < ts, m.Loan.kind != "in-room")
+    )
+    out: dict[str, str] = {}
+    for pid, number in rows:
+        out.setdefault(pid, f"{pid} holds an overdue item ({number})")
+    return out

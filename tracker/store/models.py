@@ -1,0 +1,301 @@
+"""The ledger's tables.
+
+Timestamps are stored as wire text (``2026-11-26T00:40:00.000Z``: UTC, fixed width), so
+they sort as text, compare the same on SQLite and PostgreSQL, and snapshot into the
+audit chain unchanged. Rows the audit chain covers carry ``audit_id``: the last audit
+entry that wrote them (``ironroom audit verify`` checks each row still matches it).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+TS = String(24)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Room(Base):
+    """A secure room and its one controller (keys in hex)."""
+
+    __tablename__ = "rooms"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site: Mapped[str] = mapped_column(String(32))
+    room: Mapped[str] = mapped_column(String(32))
+    controller: Mapped[str] = mapped_column(String(32))
+    event_key: Mapped[str] = mapped_column(String(128))
+    command_key: Mapped[str] = mapped_column(String(128))
+    #: bumps at every re-enrolment: events of earlier generations are history
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        UniqueConstraint("site", "room"),
+        UniqueConstraint("site", "controller"),
+    )
+
+
+class RoomLive(Base):
+    """What changes all the time in a room (not audited): link status, the last state
+    snapshot, the controller's clock offset, the last policy sent."""
+
+    __tablename__ = "room_live"
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"), primary_key=True)
+    status: Mapped[str | None] = mapped_column(String(16))
+    state: Mapped[str | None] = mapped_column(Text)  # the P/state envelope's data, JSON
+    state_ts: Mapped[str | None] = mapped_column(TS)
+    offset_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    offset_at: Mapped[str | None] = mapped_column(TS)
+    started: Mapped[str | None] = mapped_column(Text)  # controller.started data, JSON
+    policy_hash: Mapped[str | None] = mapped_column(String(64))
+    eod_checked: Mapped[str | None] = mapped_column(TS)  # last closing time checked
+
+
+class Cabinet(Base):
+    __tablename__ = "cabinets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
+    name: Mapped[str] = mapped_column(String(32))
+    general: Mapped[bool] = mapped_column(Boolean, default=False)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("room_id", "name"),)
+
+
+class Person(Base):
+    __tablename__ = "people"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    dept: Mapped[str | None] = mapped_column(String(200))
+    clearance: Mapped[int] = mapped_column(Integer)
+    roles: Mapped[str] = mapped_column(Text, default="[]")  # JSON list, sorted
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Badge(Base):
+    __tablename__ = "badges"
+    uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Document(Base):
+    """A document or folder (涉密载体) with every field of DOMAIN.md, where it is, and who
+    holds it."""
+
+    __tablename__ = "documents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text)
+    issuer: Mapped[str | None] = mapped_column(String(200))
+    classification: Mapped[int] = mapped_column(Integer)
+    period_years: Mapped[int | None] = mapped_column(Integer)
+    declassify_on: Mapped[str | None] = mapped_column(String(10))
+    copy_no: Mapped[int] = mapped_column(Integer, default=1)
+    copies: Mapped[int] = mapped_column(Integer, default=1)
+    scope: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of "kind:value"
+    no_copying: Mapped[bool] = mapped_column(Boolean, default=False)
+    home_cabinet_id: Mapped[int] = mapped_column(ForeignKey("cabinets.id"))
+    return_by: Mapped[str | None] = mapped_column(String(10))
+    tag: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="in_cabinet")
+    location_cabinet_id: Mapped[int | None] = mapped_column(ForeignKey("cabinets.id"))
+    holder_id: Mapped[str | None] = mapped_column(ForeignKey("people.id"))
+    registered: Mapped[str] = mapped_column(TS)
+    original_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        UniqueConstraint("number", "copy_no"),
+        Index("documents_holder", "holder_id"),
+        Index("documents_location", "location_cabinet_id"),
+    )
+
+
+class Loan(Base):
+    __tablename__ = "loans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    opened: Mapped[str] = mapped_column(TS)
+    due: Mapped[str] = mapped_column(TS)
+    closed: Mapped[str | None] = mapped_column(TS)
+    misplaced: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_by: Mapped[str | None] = mapped_column(String(120))  # the event id
+    closed_by: Mapped[str | None] = mapped_column(String(120))
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        Index("loans_open", "closed", "due"),
+        Index("loans_person", "person_id", "closed"),
+        Index("loans_document", "document_id", "closed"),
+    )
+
+
+class Alarm(Base):
+    """An alarm, the controller's or the tracker's own, latched until a person resets it
+    (the condition alarms ``controller_silent`` and ``clock_skew`` clear by themselves)."""
+
+    __tablename__ = "alarms"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alarm_id: Mapped[str] = mapped_column(String(120), unique=True)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id"))
+    source: Mapped[str] = mapped_column(String(16))  # controller | tracker
+    cause: Mapped[str] = mapped_column(String(40))
+    point: Mapped[str | None] = mapped_column(String(80))
+    severity: Mapped[str] = mapped_column(String(16))
+    raised: Mapped[str] = mapped_column(TS)
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    ended: Mapped[str | None] = mapped_column(TS)
+    ended_by: Mapped[str | None] = mapped_column(String(120))
+    reason: Mapped[str | None] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(String(120))
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("alarms_state", "state", "room_id", "cause"),)
+
+
+class Incident(Base):
+    """Recorded, not alarmed: ``unknown_tag``, ``misplaced``, ``lateral_pass``,
+    ``badge_refused``, ``portal_pass``."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    ts: Mapped[str] = mapped_column(TS)
+    epc: Mapped[str | None] = mapped_column(String(64))
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    person_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    event_id: Mapped[str | None] = mapped_column(String(120))
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class BadgeSession(Base):
+    __tablename__ = "badge_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    uid: Mapped[str] = mapped_column(String(64))
+    reader: Mapped[str] = mapped_column(String(80))
+    cabinets: Mapped[str] = mapped_column(Text)  # JSON list of cabinet keys
+    opened: Mapped[str] = mapped_column(TS)
+    until: Mapped[str] = mapped_column(TS)
+    event_id: Mapped[str | None] = mapped_column(String(120))
+    __table_args__ = (Index("sessions_room", "room_id", "until"),)
+
+
+class Event(Base):
+    """Every physical event applied, once (the unique key is its identity)."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
+    generation: Mapped[int] = mapped_column(Integer)
+    boot: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    ts: Mapped[str] = mapped_column(TS)
+    type: Mapped[str] = mapped_column(String(40))
+    data: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    received: Mapped[str] = mapped_column(TS)
+    applied: Mapped[bool] = mapped_column(Boolean, default=False)
+    __table_args__ = (
+        UniqueConstraint("room_id", "generation", "boot", "seq", name="events_identity"),
+    )
+
+
+class Boot(Base):
+    """Per controller boot: the highest contiguous seq committed (what ``P/ack`` says)."""
+
+    __tablename__ = "boots"
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    boot: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    high: Mapped[int] = mapped_column(BigInteger, default=0)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Command(Base):
+    """Commands to controllers: written in the same transaction as the decision that made
+    them, published by the ingest after commit (signed then, in the room's time)."""
+
+    __tablename__ = "commands"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
+    type: Mapped[str] = mapped_column(String(40))
+    data: Mapped[str] = mapped_column(Text)
+    created: Mapped[str] = mapped_column(TS)
+    published: Mapped[str | None] = mapped_column(TS)
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("commands_unpublished", "published"),)
+
+
+class SecurityRecord(Base):
+    """A message refused as a possible forgery: bad signature, unknown controller, the
+    same event id with other bytes, a closed boot."""
+
+    __tablename__ = "security"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id"))
+    received: Mapped[str] = mapped_column(TS)
+    topic: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    head: Mapped[bytes] = mapped_column(LargeBinary)  # the first 512 bytes
+
+
+class Counter(Base):
+    """Ingest counters (messages refused by reason, applied, duplicates)."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AuditEntry(Base):
+    """One link of the append-only hash chain."""
+
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    ts: Mapped[str] = mapped_column(TS)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(80))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_key: Mapped[str] = mapped_column(String(120))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    prev: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (Index("audit_entity", "entity", "entity_key"),)
+
+
+#: Tables whose rows the audit chain covers, by the entity name used in entries.
+AUDITED: dict[str, type[Base]] = {
+    "room": Room,
+    "cabinet": Cabinet,
+    "person": Person,
+    "badge": Badge,
+    "document": Document,
+    "loan": Loan,
+    "alarm": Alarm,
+    "incident": Incident,
+}
