@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from paho.mqtt.properties import Properties
 from firmware_bridge.config import Config, broker_parts
 from firmware_bridge.outbox import Outbox
 from protocol import topics
+from protocol.envelope import MAX_PAYLOAD
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,10 @@ WINDOW = 200
 ACK_GRACE_S = 5.0
 #: With protocol "auto", how long an MQTT 5 CONNECT may go unanswered before 3.1.1 is tried.
 CONNACK_WAIT_S = 5.0
+#: MQTT 5 Maximum Packet Size asked of the broker: the largest payload the bridge reads
+#: (protocol.envelope.MAX_PAYLOAD) plus room for the header, topic and properties. The
+#: broker drops a bigger message rather than sending it, so none is ever read into memory.
+MAX_PACKET = MAX_PAYLOAD + 4096
 
 
 class Link:
@@ -79,6 +85,7 @@ class Link:
         self._socket_open_at: float | None = None
         self._connack_seen = False
         self._resend_after = cfg.mqtt.resend_s
+        self._connect_failures = 0
 
         self._client_id = client_id or cfg.controller
         host, port, tls, user, password = broker_parts(cfg.mqtt.broker)
@@ -118,6 +125,7 @@ class Link:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_socket_open = self._on_socket_open
+        client.on_connect_fail = self._on_connect_fail
         return client
 
     # -- lifecycle --------------------------------------------------------------------
@@ -135,6 +143,7 @@ class Link:
         if self._v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.cfg.mqtt.session_expiry_s
+            props.MaximumPacketSize = MAX_PACKET
         self.client.connect_async(
             self._host,
             self._port,
@@ -143,6 +152,23 @@ class Link:
             properties=props,
         )
         self.client.loop_start()
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        """The broker could not be reached (paho retries with a growing delay). Said at
+        the first failure, then at failures 2, 4, 8, ...: the log backs off too."""
+        self._connect_failures += 1
+        n = self._connect_failures
+        if n & (n - 1):
+            return
+        exc = sys.exc_info()[1]  # paho calls this while handling the connect error
+        log.warning(
+            "cannot reach broker %s:%s (%s); %d failed attempts, retrying every %s s at most",
+            self._host,
+            self._port,
+            repr(str(exc))[1:-1] if exc is not None else "connection failed",
+            n,
+            max(1, int(self.cfg.mqtt.retry_max_s)),
+        )
 
     def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
         self._socket_open_at = self._now()
@@ -209,7 +235,16 @@ class Link:
                 return
             log.warning("broker refused the connection: %s", reason)
             return
-        log.info("connected to %s:%s", self._host, self._port)
+        if self._connect_failures:
+            log.info(
+                "connected to %s:%s after %d failed attempts",
+                self._host,
+                self._port,
+                self._connect_failures,
+            )
+            self._connect_failures = 0
+        else:
+            log.info("connected to %s:%s", self._host, self._port)
         client.subscribe([(self.cmd_filter, 1), (self.ack_topic, 1)])
         client.publish(self.status_topic, b"online", qos=1, retain=True)
         with self._wake:
@@ -267,40 +302,48 @@ class Link:
             else:
                 self.on_command(msg.topic, msg.payload)
         except Exception:  # a bad message must not kill the network thread
-            log.exception("message on %s could not be handled", msg.topic)
+            log.exception("message on %r could not be handled", msg.topic)
 
     # -- sender -----------------------------------------------------------------------
 
     def _send_loop(self) -> None:
+        """No error ends the sender: it is logged and the loop carries on (a dead sender
+        would leave the status ``online`` with nothing published ever again)."""
         while not self._stop.is_set():
-            with self._wake:
-                while not self._stop.is_set() and not (
-                    self.connected
-                    and (self._dirty or self._state_dirty.is_set())
-                    and len(self._inflight) < WINDOW
-                ):
-                    self._wake.wait(0.5)
-                    self._maybe_resend()
-                    self._check_connack()
-                if self._stop.is_set():
-                    return
-                epoch = self._epoch
-            self._prune()
-            if self._state_dirty.is_set() and self.state_provider is not None:
-                self._state_dirty.clear()
-                topic, payload = self.state_provider()
-                self.client.publish(topic, payload, qos=1, retain=True)
-            if self._in_ack_grace():
-                self._ack_seen.wait(0.05)
-                continue
-            with self._wake:
-                self._dirty = False
             try:
-                self._send_batch(epoch)
+                if not self._send_once():
+                    return
             except Exception:
-                log.exception("sending from the outbox failed; retrying")
+                log.exception("the outbox sender failed; carrying on")
                 self._stop.wait(1.0)
                 self.notify()
+
+    def _send_once(self) -> bool:
+        """One round of the sender; False once the link is stopping."""
+        with self._wake:
+            while not self._stop.is_set() and not (
+                self.connected
+                and (self._dirty or self._state_dirty.is_set())
+                and len(self._inflight) < WINDOW
+            ):
+                self._wake.wait(0.5)
+                self._maybe_resend()
+                self._check_connack()
+            if self._stop.is_set():
+                return False
+            epoch = self._epoch
+        self._prune()
+        if self._state_dirty.is_set() and self.state_provider is not None:
+            self._state_dirty.clear()
+            topic, payload = self.state_provider()
+            self.client.publish(topic, payload, qos=1, retain=True)
+        if self._in_ack_grace():
+            self._ack_seen.wait(0.05)
+            return True
+        with self._wake:
+            self._dirty = False
+        self._send_batch(epoch)
+        return True
 
     def _in_ack_grace(self) -> bool:
         """Right after a (re)connect, events sent before (by an earlier connection or an
@@ -328,7 +371,12 @@ class Link:
         with self._wake:
             todo, self._to_prune = self._to_prune, {}
         for boot, seq in todo.items():
-            self.outbox.ack(boot, seq)
+            try:
+                self.outbox.ack(boot, seq)
+            except Exception:
+                with self._wake:  # pruned at the next round
+                    self._to_prune[boot] = max(seq, self._to_prune.get(boot, 0))
+                raise
 
     def _maybe_resend(self) -> None:
         # QoS 1 only reaches the broker; if no ack came for a while although events are
