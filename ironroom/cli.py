@@ -5,10 +5,14 @@ ironroom devices rfid --driver rdm6300|m100 --port URL [--seconds N]
 ironroom devices badge [--reader NAME] --profile uid|internal-auth [--key-file FILE]
                        [--cipher aes|sm4] [--seconds N]
 ironroom sim room [--config FILE] --scenario NAME [--broker URL] [--key-file FILE]
-                  [--data-dir DIR] [--seconds N]
+                  [--data-dir DIR] [--seconds N] [--tracker]
 ironroom sim card --uid HEX [--key-file FILE] [--cipher aes|sm4] [--port N]
 ironroom keys generate FILE
 ironroom demo
+ironroom tracker --config FILE [--broker URL] [--db URL]
+ironroom ledger init | room | cabinet | person | badge | document | import | show | loans
+                | alarms | alarm reset | events          (see tracker/cli.py)
+ironroom audit verify | head
 """
 
 from __future__ import annotations
@@ -72,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--seconds", type=_positive, help="stop after N seconds (default: never)")
     sr.add_argument("--speed", type=_positive, default=1.0, help="clock speed between steps")
     sr.add_argument("--no-badges", action="store_true", help="run without pcscd and badges")
+    sr.add_argument(
+        "--tracker",
+        action="store_true",
+        help="a real tracker answers badges: the scenario sends no cabinet.unlock of its own",
+    )
     sc = s.add_parser("card", help="put a virtual badge on pcscd's vpcd reader")
     sc.add_argument("--uid", required=True)
     sc.add_argument("--key-file", help="badge master key in hex (internal-auth badge)")
@@ -91,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--data-dir", default=".ironroom-demo")
     dm.add_argument("--scenario", default="day", help=f"{', '.join(SCENARIOS)} (default: day)")
     dm.add_argument("--seconds", type=_positive)
+
+    from tracker.cli import add_parsers
+
+    add_parsers(sub)  # tracker, ledger, audit
     return p
 
 
@@ -147,6 +160,7 @@ def cmd_sim_room(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         speed=args.speed,
         badges=not args.no_badges,
+        tracker=args.tracker,
     )
     return 1 if runner.failed else 0
 
@@ -210,6 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("keys", "generate"): cmd_keys_generate,
         ("demo", None): cmd_demo,
     }
+    if getattr(args, "run", None) is not None:  # tracker, ledger and audit commands
+        from tracker.cli import run
+
+        return run(args)
     sub = getattr(args, "device", None) or getattr(args, "sim", None) or getattr(args, "keys", None)
     try:
         return handlers[(args.command, sub)](args)

@@ -14,7 +14,7 @@ from tracker.config import TrackerConfig
 from tracker.ingest.mqtt import Link
 from tracker.ingest.pipeline import Inbox, Processor
 from tracker.service.apply import Rules
-from tracker.store.db import default_url, make_engine, migrate, sessions
+from tracker.store.db import default_url, make_engine, migrate, readers, sessions
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,15 @@ def rules_of(cfg: TrackerConfig) -> Rules:
 @dataclass
 class Store:
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[Session]  # changes
+    readers: sessionmaker[Session]  # listings, reports, verification
 
 
 def open_store(url: str | None, *, migrate_now: bool = True) -> Store:
     engine = make_engine(url or default_url())
     if migrate_now:
         migrate(engine)
-    return Store(engine, sessions(engine))
+    return Store(engine, sessions(engine), readers(engine))
 
 
 class Tracker:

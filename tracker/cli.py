@@ -22,10 +22,12 @@ LEVEL_HELP = "绝密|机密|秘密|内部|公开 or top-secret|secret|confidenti
 
 
 def _level(text: str) -> Level:
+    from tracker.service.ledger import LedgerError
+
     try:
         return Level.parse(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise LedgerError(str(exc)) from None
 
 
 def _db(p: argparse.ArgumentParser) -> None:
@@ -81,8 +83,8 @@ def add_parsers(sub: Any) -> None:
     p = per.add_parser("add", help="register a person")
     p.add_argument("id")
     p.add_argument("--name", required=True)
-    p.add_argument("--clearance", required=True, type=_level, help=LEVEL_HELP)
-    p.add_argument("--role", action="append", default=[], choices=ROLES)
+    p.add_argument("--clearance", required=True, help=LEVEL_HELP)
+    p.add_argument("--role", action="append", default=[], help=" | ".join(ROLES))
     p.add_argument("--dept")
     _db(p)
     p.set_defaults(run=cmd_person_add)
@@ -167,8 +169,12 @@ def run(args: argparse.Namespace) -> int:
         fn: Callable[[argparse.Namespace], int] = args.run
         return fn(args)
     except (LedgerError, StoreError, TrackerConfigError) as exc:
-        print(f"ironroom: {exc}", file=sys.stderr)
+        print(f"ironroom: {str(exc).translate(_ONE_LINE)}", file=sys.stderr)
         return 2
+
+
+#: An error is one line whatever it quotes (a CSV field may hold a line break).
+_ONE_LINE = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -196,8 +202,13 @@ def _ledger(args: argparse.Namespace) -> Any:
 
     store = _store(args)
     argv = ["ironroom", *sys.argv[1:]] if sys.argv and sys.argv[0] else ["ironroom"]
-    return Ledger(store.sessions, rules_of(TrackerConfig()), actor=f"cli:{_user()}",
-                  reason=shlex.join(argv), now=SystemClock().now())
+    return Ledger(
+        store.sessions,
+        rules_of(TrackerConfig()),
+        actor=f"cli:{_user()}",
+        reason=shlex.join(argv),
+        now=SystemClock().now(),
+    )
 
 
 def _user() -> str:
@@ -210,7 +221,7 @@ def _user() -> str:
 def _read(args: argparse.Namespace, fn: Callable[[Any], Any]) -> Any:
     store = _store(args)
     try:
-        with store.sessions() as s:
+        with store.readers() as s:
             return fn(s)
     finally:
         store.engine.dispose()
@@ -262,7 +273,8 @@ def cmd_cabinet_add(args: argparse.Namespace) -> int:
 
 
 def cmd_person_add(args: argparse.Namespace) -> int:
-    _emit([_ledger(args).person_add(args.id, args.name, args.clearance, args.role, args.dept)])
+    clearance = _level(args.clearance)
+    _emit([_ledger(args).person_add(args.id, args.name, clearance, args.role, args.dept)])
     return 0
 
 
@@ -276,10 +288,18 @@ def cmd_document_add(args: argparse.Namespace) -> int:
 
     try:
         doc = DocumentIn.build(
-            number=args.number, title=args.title, classification=args.classification,
-            tag=args.tag, cabinet=args.cabinet, copy=args.copy, scope=args.scope,
-            no_copying=args.no_copying, issuer=args.issuer, period=args.period,
-            declassify_on=args.declassify_on, return_by=args.return_by,
+            number=args.number,
+            title=args.title,
+            classification=args.classification,
+            tag=args.tag,
+            cabinet=args.cabinet,
+            copy=args.copy,
+            scope=args.scope,
+            no_copying=args.no_copying,
+            issuer=args.issuer,
+            period=args.period,
+            declassify_on=args.declassify_on,
+            return_by=args.return_by,
         )
     except LedgerError as exc:
         raise LedgerError(f"--{str(exc).replace('_', '-')}") from None

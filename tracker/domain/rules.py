@@ -147,10 +147,13 @@ def badge_presented(ctx: BadgeContext, now: datetime) -> list[Decision]:
         until=now + timedelta(seconds=ctx.session_s),
     )
     out: list[Decision] = [OpenSession(session)]
+    any_takeable = False
     for _key, (name, docs) in sorted(ctx.cabinets.items()):
-        if name in ctx.locked_cabinets and may_take_from(person, docs):
-            out.append(Unlock(name, ctx.unlock_s, ctx.uid))
-    if len(out) == 1:
+        if may_take_from(person, docs):
+            any_takeable = True
+            if name in ctx.locked_cabinets:  # a cabinet without a lock needs no unlock
+                out.append(Unlock(name, ctx.unlock_s, ctx.uid))
+    if not any_takeable:
         out.append(
             Record(
                 "badge_refused",
@@ -218,7 +221,11 @@ def tag_departed(
             Move(doc.id, "on_loan", None, person.id),
         ]
         return out
+    # the tag was in the cabinet, so an earlier loan that never saw it come back ends
+    # here too; left open it would keep a holder and mask the end-of-day check
+    closed: list[Decision] = [CloseLoan(doc.id, now)] if doc.holder is not None else []
     return [
+        *closed,
         RaiseAlarm(
             "unauthorized_removal",
             "critical",

@@ -178,52 +178,59 @@ class Processor:
 
     # -- state from the database ---------------------------------------------------------
 
-    def load(self) -> None:
-        """(Re)build the in-memory view from the database: rooms, boots, held events."""
-        with self.sessions() as s:
-            rooms = s.scalars(select(m.Room)).all()
-            old = self.by_id
-            self.rooms, self.by_id = {}, {}
-            for r in rooms:
-                prev = old.get(r.id)
-                mem = RoomMem(
-                    r.id,
-                    r.site,
-                    r.room,
-                    r.controller,
-                    bytes.fromhex(r.event_key),
-                    bytes.fromhex(r.command_key),
-                    r.generation,
+    def load(self, session: Session | None = None) -> None:
+        """(Re)build the in-memory view from the database: rooms, boots, held events
+        (inside ``session``'s transaction when one is open)."""
+        if session is None:
+            with self.sessions() as s:
+                self._load(s)
+        else:
+            self._load(session)
+
+    def _load(self, s: Session) -> None:
+        rooms = s.scalars(select(m.Room)).all()
+        old = self.by_id
+        self.rooms, self.by_id = {}, {}
+        for r in rooms:
+            prev = old.get(r.id)
+            mem = RoomMem(
+                r.id,
+                r.site,
+                r.room,
+                r.controller,
+                bytes.fromhex(r.event_key),
+                bytes.fromhex(r.command_key),
+                r.generation,
+            )
+            if prev is not None and prev.generation == r.generation:
+                mem.boots, mem.last_heard, mem.offline = (
+                    prev.boots,
+                    prev.last_heard,
+                    prev.offline,
                 )
-                if prev is not None and prev.generation == r.generation:
-                    mem.boots, mem.last_heard, mem.offline = (
-                        prev.boots,
-                        prev.last_heard,
-                        prev.offline,
-                    )
-                    mem.newest_ts, mem.offset, mem.forged_last = (
-                        prev.newest_ts,
-                        prev.offset,
-                        prev.forged_last,
-                    )
+                mem.newest_ts, mem.offset, mem.forged_last = (
+                    prev.newest_ts,
+                    prev.offset,
+                    prev.forged_last,
+                )
+            else:
+                self._load_boots(s, mem)
+                live = s.get(m.RoomLive, r.id)
+                if live is not None and live.offset_at:
+                    mem.offset = timedelta(milliseconds=live.offset_ms)
+            for a in s.scalars(
+                select(m.Alarm).where(
+                    m.Alarm.room_id == r.id,
+                    m.Alarm.state == "active",
+                    m.Alarm.cause.in_(("controller_silent", "clock_skew")),
+                )
+            ):
+                if a.cause == "controller_silent":
+                    mem.silent_alarm = a.alarm_id
                 else:
-                    self._load_boots(s, mem)
-                    live = s.get(m.RoomLive, r.id)
-                    if live is not None and live.offset_at:
-                        mem.offset = timedelta(milliseconds=live.offset_ms)
-                for a in s.scalars(
-                    select(m.Alarm).where(
-                        m.Alarm.room_id == r.id,
-                        m.Alarm.state == "active",
-                        m.Alarm.cause.in_(("controller_silent", "clock_skew")),
-                    )
-                ):
-                    if a.cause == "controller_silent":
-                        mem.silent_alarm = a.alarm_id
-                    else:
-                        mem.skew_alarm = a.alarm_id
-                self.rooms[(r.site, r.room)] = mem
-                self.by_id[r.id] = mem
+                    mem.skew_alarm = a.alarm_id
+            self.rooms[(r.site, r.room)] = mem
+            self.by_id[r.id] = mem
 
     def _load_boots(self, s: Session, mem: RoomMem) -> None:
         mem.boots = {}
@@ -314,7 +321,7 @@ class Processor:
             return
         mem = self.rooms.get((topic.site, topic.room))
         if mem is None:
-            self.load()
+            self.load(s)
             mem = self.rooms.get((topic.site, topic.room))
         if len(msg.payload) > MAX_PAYLOAD:
             done.counts["refused.oversized"] += 1
@@ -636,9 +643,9 @@ class Processor:
         self.publish_commands(None)
 
     def _reload_if_changed(self, s: Session) -> None:
-        gens = dict(s.execute(select(m.Room.id, m.Room.generation)).tuples().all())
+        gens = {i: g for i, g in s.execute(select(m.Room.id, m.Room.generation))}
         if gens != {i: r.generation for i, r in self.by_id.items()}:
-            self.load()
+            self.load(s)
 
     def _skip_gap(self, s: Session, mem: RoomMem, boot: int, bm: BootMem, done: _Batch) -> None:
         first_held = min(bm.held)

@@ -69,11 +69,20 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (reports, audit verify) take no write lock: WAL lets them read a
+        # consistent snapshot while the ingest keeps committing.
+        readonly = conn.get_execution_options().get("ironroom_readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for changes (on SQLite each transaction takes the write lock at once)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def readers(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that only read: no write lock on SQLite."""
+    return sessionmaker(engine.execution_options(ironroom_readonly=True), expire_on_commit=False)
 
 
 def alembic_config(engine: Engine) -> Any:
