@@ -16,14 +16,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from firmware_bridge.errors import BridgeError
-from firmware_bridge.hours import (
+from protocol.errors import TopicError
+from protocol.hours import (
     Calendar,
     HoursError,
     parse_dates,
     parse_spans,
     parse_weekly,
 )
-from protocol.errors import TopicError
 from protocol.names import SENSOR_KINDS, check_name, check_reader, point_kind
 from protocol.schema import CONTROLLER_CAUSES
 

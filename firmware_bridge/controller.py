@@ -25,15 +25,6 @@ from typing import Any, Protocol
 from firmware_bridge import __version__
 from firmware_bridge.clock import Clock
 from firmware_bridge.config import Config
-from firmware_bridge.hours import (
-    Calendar,
-    HoursError,
-    is_working_time,
-    parse_dates,
-    parse_grants,
-    parse_spans,
-    parse_weekly,
-)
 from firmware_bridge.outbox import Outbox, OutboxError
 from firmware_bridge.rules import (
     Situation,
@@ -43,6 +34,15 @@ from firmware_bridge.rules import (
     state_word,
 )
 from protocol.envelope import Command, make_event, make_state
+from protocol.hours import (
+    Calendar,
+    HoursError,
+    is_working_time,
+    parse_dates,
+    parse_grants,
+    parse_spans,
+    parse_weekly,
+)
 from protocol.timefmt import format_ts
 from protocol.topics import category_of
 

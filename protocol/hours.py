@@ -1,5 +1,9 @@
 """Working hours: a weekly timetable in local time, holidays, make-up working days (调休)
-and extended-hours grants. Pure functions of their inputs, ``now`` included."""
+and extended-hours grants. Pure functions of their inputs, ``now`` included.
+
+Part of the contract: ``policy.update`` carries this calendar from the tracker to the
+controller, and both decide with these same functions (the controller alone when
+offline, the tracker for unlocks and closing time)."""
 
 from __future__ import annotations
 

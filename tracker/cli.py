@@ -236,6 +236,7 @@ def cmd_tracker(args: argparse.Namespace) -> int:
     from tracker.config import load_tracker_config
 
     cfg = load_tracker_config(args.config).with_overrides(broker=args.broker, db=args.db)
+    cfg.check_files()
     stop: threading.Event = _stop_on_signals()
     Tracker(cfg).run(stop)
     return 0

@@ -101,6 +101,16 @@ class TrackerConfig:
             cfg = replace(cfg, db_url=db)
         return cfg
 
+    def check_files(self) -> TrackerConfig:
+        """Every file the config names can be read (checked before the tracker starts,
+        so an example config loads anywhere); returns the config."""
+        prefix = f"{self.source}: " if self.source else ""
+        for key in ("password_file", "ca_file", "cert_file", "key_file"):
+            path = getattr(self.mqtt, key)
+            if path is not None and not path.is_file():
+                raise TrackerConfigError(f"{prefix}mqtt.{key}: {path}: no such file")
+        return self
+
     def policy_calendar(self) -> dict[str, Any]:
         """The calendar part of ``policy.update`` (the controller's ``[hours]`` keys)."""
         out: dict[str, Any] = {"timezone": self.calendar.timezone}
@@ -225,10 +235,7 @@ def _build(data: dict[str, Any], source: Path | None) -> TrackerConfig:
         if key in m:
             if not isinstance(m[key], str):
                 raise TrackerConfigError(f"mqtt.{key}: expected a path")
-            path = (base / m[key]).resolve()
-            if not path.is_file():
-                raise TrackerConfigError(f"mqtt.{key}: {path}: no such file")
-            mq[key] = path
+            mq[key] = (base / m[key]).resolve()
     for key, lo, hi in (("keepalive_s", 5, 3600), ("session_expiry_s", 0, 2**32 - 1)):
         if key in m:
             v = m[key]
@@ -236,6 +243,11 @@ def _build(data: dict[str, Any], source: Path | None) -> TrackerConfig:
                 raise TrackerConfigError(f"mqtt.{key}: expected an integer {lo}..{hi}")
             mq[key] = v
 
+    if "hours" not in data:
+        raise TrackerConfigError(
+            "hours: missing: the rooms' working hours (the bridge's [hours] keys) decide "
+            "badge unlocks and closing time"
+        )
     h = _table(data, "hours", {"timezone", "holidays", "workdays", "makeup", *DAYS})
     tz = h.get("timezone", "Asia/Shanghai")
     if not isinstance(tz, str):

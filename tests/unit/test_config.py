@@ -17,7 +17,7 @@ from firmware_bridge.config import (
     load_config,
     parse_config,
 )
-from firmware_bridge.hours import is_working_time
+from protocol.hours import is_working_time
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM_CONFIGS = [

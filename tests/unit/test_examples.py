@@ -38,3 +38,20 @@ def test_sim_example_is_the_builtin_room(tmp_path: Path) -> None:
     assert cfg.data_dir == tmp_path.resolve()
     assert cfg.pin_factory == "mock"
     assert all(r.port == "sim" for r in cfg.rfid)
+
+
+def test_tracker_example_loads_with_every_part() -> None:
+    from tracker.config import load_tracker_config
+    from tracker.domain.levels import Level
+
+    cfg = load_tracker_config(ROOT / "deploy/examples/tracker.toml")
+    assert cfg.mqtt.broker == "mqtts://broker.example.internal:8883"
+    assert cfg.mqtt.ca_file == ROOT / "deploy/examples/ca.crt"
+    assert cfg.db_url == "sqlite:////var/lib/ironroom/tracker.db"
+    assert cfg.loan_days[Level.TOP_SECRET] is None and cfg.loan_days[Level.SECRET] == 7
+    assert cfg.reorder_window_s == 30 and cfg.session_s == 120
+    # the calendar is the bridge's: the same file keys give the same hours
+    room = load_config(ROOT / "deploy/examples/room.toml")
+    assert cfg.calendar.weekly == room.calendar.weekly
+    assert cfg.calendar.holidays == room.calendar.holidays
+    assert cfg.policy_calendar()["hours"]["mon"] == ["08:30-12:00", "13:30-17:30"]

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from firmware_bridge.hours import (
+from protocol.hours import (
     Calendar,
     Grant,
     HoursError,
