@@ -55,3 +55,12 @@ def test_tracker_example_loads_with_every_part() -> None:
     assert cfg.calendar.weekly == room.calendar.weekly
     assert cfg.calendar.holidays == room.calendar.holidays
     assert cfg.policy_calendar()["hours"]["mon"] == ["08:30-12:00", "13:30-17:30"]
+
+
+def test_tracker_sim_example_has_the_simulated_rooms_hours(tmp_path: Path) -> None:
+    from tracker.config import load_tracker_config
+
+    cfg = load_tracker_config(ROOT / "deploy/examples/tracker-sim.toml").check_files()
+    room = load_sim_config(None, tmp_path)
+    assert cfg.calendar == room.calendar
+    assert cfg.mqtt.broker == room.mqtt.broker

@@ -69,6 +69,8 @@ class Link(Publisher):
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_subscribe = self._on_subscribe
+        self.subscribed = threading.Event()
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -102,6 +104,18 @@ class Link(Publisher):
         self._warned = False
         client.subscribe(FILTERS)
         self.connected.set()
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("the broker refused the tracker's subscriptions: %s", reasons)
+            return
+        log.info(
+            "subscribed to %s on %s:%s: ready",
+            ", ".join(f for f, _ in FILTERS),
+            self._host,
+            self._port,
+        )
+        self.subscribed.set()
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         if not self._warned:
