@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Servers and build tools the tests and the demo use: a real MQTT broker, pcscd with the
-# vpcd virtual reader driver, and what pyscard needs to build.
-DEBS := mosquitto mosquitto-clients pcscd vsmartcard-vpcd swig libpcsclite-dev
+# vpcd virtual reader driver, what pyscard needs to build, and the PostgreSQL server the
+# tracker's tests run throwaway clusters of (binaries in /usr/lib/postgresql/<ver>/bin).
+DEBS := mosquitto mosquitto-clients pcscd vsmartcard-vpcd swig libpcsclite-dev postgresql
 PYTEST_ARGS ?=
 
 .PHONY: install debs demo test lint bench clean

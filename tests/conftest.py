@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.pcsc_fixtures import pcscd  # noqa: F401  (fixtures for every test)
+from tests.integration.pg_fixtures import postgres_cluster, postgres_url  # noqa: F401
 from tests.integration.room_fixtures import sim_room  # noqa: F401
 from tests.support import Mosquitto
 

@@ -150,7 +150,8 @@ class Alarm(Base):
 
     __tablename__ = "alarms"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    alarm_id: Mapped[str] = mapped_column(String(120), unique=True)
+    # as long as the protocol allows (a controller's ids: 256 characters)
+    alarm_id: Mapped[str] = mapped_column(String(256), unique=True)
     room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id"))
     source: Mapped[str] = mapped_column(String(16))  # controller | tracker
     cause: Mapped[str] = mapped_column(String(40))
@@ -162,7 +163,7 @@ class Alarm(Base):
     detail: Mapped[str] = mapped_column(Text, default="{}")
     count: Mapped[int] = mapped_column(Integer, default=1)
     ended: Mapped[str | None] = mapped_column(TS)
-    ended_by: Mapped[str | None] = mapped_column(String(120))
+    ended_by: Mapped[str | None] = mapped_column(String(256))
     reason: Mapped[str | None] = mapped_column(Text)
     event_id: Mapped[str | None] = mapped_column(String(120))
     audit_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -178,7 +179,7 @@ class Incident(Base):
     room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id"))
     kind: Mapped[str] = mapped_column(String(40))
     ts: Mapped[str] = mapped_column(TS)
-    epc: Mapped[str | None] = mapped_column(String(64))
+    epc: Mapped[str | None] = mapped_column(String(128))  # any EPC the protocol allows
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
     person_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="{}")
