@@ -159,6 +159,13 @@ def test_ledger_and_audit_commands_on_postgres(postgres_url: str, tmp_path: Path
     assert dup.returncode == 2 and dup.stderr.count("\n") == 1, dup.stderr
     nothing = ironroom("ledger", "show", "NO-SUCH", *db)
     assert nothing.returncode == 2
+    # Longer than its column: SQLite would store it, PostgreSQL refuses it; either way
+    # never a traceback.
+    long = ironroom(
+        "ledger", "person", "add", "p9", "--name", "名" * 300, "--clearance", "公开", *db
+    )
+    assert long.returncode == 2 and long.stderr.count("\n") == 1, long.stderr
+    assert "too long" in long.stderr
 
     good = ironroom("audit", "verify", *db)
     assert good.returncode == 0, good.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from protocol.names import is_name
@@ -54,7 +54,7 @@ class Ledger:
         try:
             with self.sessions.begin() as s:
                 yield Writer(s, actor=self.actor, at=self.now, cause=self.reason)
-        except IntegrityError as exc:
+        except (IntegrityError, DataError) as exc:  # DataError: too long for PostgreSQL
             raise LedgerError(f"refused by the database: {_integrity(exc)}") from None
 
     # -- rooms and cabinets ----------------------------------------------------------------
@@ -551,5 +551,5 @@ def _cabinet(s: Session, key: str) -> m.Cabinet:
     return cab
 
 
-def _integrity(exc: IntegrityError) -> str:
+def _integrity(exc: IntegrityError | DataError) -> str:
     return str(exc.orig).splitlines()[0] if exc.orig else "constraint failed"
