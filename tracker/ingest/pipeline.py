@@ -146,6 +146,8 @@ class _Batch:
     counts: Counter[str] = field(default_factory=Counter)
     events: list[dict[str, Any]] = field(default_factory=list)
     marks: list[tuple[int, int, int, int]] = field(default_factory=list)  # set applied
+    #: boots whose row is written once, at the end of the batch: (room, boot) -> memory
+    boots: dict[tuple[int, int], tuple[RoomMem, BootMem]] = field(default_factory=dict)
 
 
 class Processor:
@@ -404,7 +406,7 @@ class Processor:
             if bm.gap_since is None:
                 bm.gap_since = msg.mono
         done.acks.add((mem.id, ev.boot))
-        self._boot_row(s, mem, ev.boot, bm)
+        done.boots[(mem.id, ev.boot)] = (mem, bm)
         if ev.type == "controller.heartbeat" and ev.data.get("outbox_depth") == 0:
             self._close_older(s, mem, ev.boot)
 
@@ -490,6 +492,8 @@ class Processor:
         )
 
     def _write_events(self, s: Session, done: _Batch) -> None:
+        for (_, boot), (mem, bm) in done.boots.items():
+            self._boot_row(s, mem, boot, bm)
         if done.events:
             s.execute(insert(m.Event), done.events)
         for room_id, gen, boot, seq in done.marks:
@@ -522,7 +526,7 @@ class Processor:
             # resent after an outage was made long before it arrived.
             mem.newest_ts = ts
             mem.offset = rules.clock_offset(ts, msg.received)
-            live = live_row(s, mem_room(s, mem))
+            live = mem_live(s, mem)
             live.offset_ms = int(mem.offset / timedelta(milliseconds=1))
             live.offset_at = format_ts(msg.received)
             self._skew(s, mem, msg.received, done)
@@ -758,9 +762,23 @@ class Processor:
 
 
 def mem_room(s: Session, mem: RoomMem) -> m.Room:
-    room = s.get(m.Room, mem.id)
-    assert room is not None
-    return room
+    """The room's row, loaded once per transaction: the session's identity map holds
+    rows weakly, so without a reference of our own every event would load it again."""
+    rooms = s.info.setdefault("ironroom.rooms", {})
+    room = rooms.get(mem.id)
+    if room is None:
+        room = rooms[mem.id] = s.get(m.Room, mem.id)
+        assert room is not None
+    return room  # type: ignore[no-any-return]
+
+
+def mem_live(s: Session, mem: RoomMem) -> m.RoomLive:
+    """The room's live row, like :func:`mem_room` once per transaction."""
+    lives = s.info.setdefault("ironroom.live", {})
+    live = lives.get(mem.id)
+    if live is None:
+        live = lives[mem.id] = live_row(s, mem_room(s, mem))
+    return live  # type: ignore[no-any-return]
 
 
 def _type_in(payload: bytes) -> str:

@@ -1,0 +1,143 @@
+"""The ledger's everyday questions, each one indexed query: where a document is, what a
+person holds, which loans are overdue.
+
+Each returns plain dicts (JSON-ready, like the listings of :mod:`tracker.service.ledger`)
+and reads only: the caller's session decides the transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session, aliased
+
+from protocol.timefmt import format_ts
+from tracker.domain.levels import Level
+from tracker.store import models as m
+
+_Loc = aliased(m.Cabinet, name="loc")
+_LocRoom = aliased(m.Room, name="loc_room")
+_Home = aliased(m.Cabinet, name="home")
+_HomeRoom = aliased(m.Room, name="home_room")
+
+_WHERE = (
+    select(
+        m.Document.number,
+        m.Document.copy_no,
+        m.Document.copies,
+        m.Document.tag,
+        m.Document.status,
+        m.Document.holder_id,
+        _LocRoom.site,
+        _LocRoom.room,
+        _Loc.name,
+        _HomeRoom.site,
+        _HomeRoom.room,
+        _Home.name,
+        m.Loan.person_id,
+        m.Loan.opened,
+        m.Loan.due,
+        m.Loan.kind,
+    )
+    .outerjoin(_Loc, _Loc.id == m.Document.location_cabinet_id)
+    .outerjoin(_LocRoom, _LocRoom.id == _Loc.room_id)
+    .join(_Home, _Home.id == m.Document.home_cabinet_id)
+    .join(_HomeRoom, _HomeRoom.id == _Home.room_id)
+    .outerjoin(m.Loan, and_(m.Loan.document_id == m.Document.id, m.Loan.closed.is_(None)))
+)
+
+
+def _key(site: str | None, room: str | None, cabinet: str | None) -> str | None:
+    return f"{site}/{room}/{cabinet}" if cabinet is not None else None
+
+
+def where_is(session: Session, tag_or_number: str) -> list[dict[str, Any]]:
+    """Where a document is: by its tag (EPC, any case), else every copy with that number.
+    One dict per copy: ``number``, ``copy``, ``tag``, ``status``, ``cabinet`` (where it
+    is, None while on loan), ``home``, ``holder`` and the open ``loan`` (or None). An
+    empty list when nothing matches."""
+    key = tag_or_number.strip()
+    rows = session.execute(_WHERE.where(m.Document.tag == key.upper())).all()
+    if not rows:
+        rows = session.execute(
+            _WHERE.where(m.Document.number == key).order_by(m.Document.copy_no)
+        ).all()
+    return [
+        {
+            "number": number,
+            "copy": f"{copy_no}/{copies}",
+            "tag": tag,
+            "status": status,
+            "cabinet": _key(ls, lr, lc),
+            "home": _key(hs, hr, hc),
+            "holder": holder,
+            "loan": None
+            if person is None
+            else {"person": person, "opened": opened, "due": due, "kind": kind},
+        }
+        for (
+            number,
+            copy_no,
+            copies,
+            tag,
+            status,
+            holder,
+            ls,
+            lr,
+            lc,
+            hs,
+            hr,
+            hc,
+            person,
+            opened,
+            due,
+            kind,
+        ) in rows
+    ]
+
+
+_LOANS = select(
+    m.Loan.person_id,
+    m.Loan.opened,
+    m.Loan.due,
+    m.Loan.kind,
+    m.Document.number,
+    m.Document.copy_no,
+    m.Document.copies,
+    m.Document.tag,
+    m.Document.title,
+    m.Document.classification,
+).join(m.Document, m.Document.id == m.Loan.document_id)
+
+
+def _loan(row: Any) -> dict[str, Any]:
+    person, opened, due, kind, number, copy_no, copies, tag, title, level = row
+    return {
+        "person": person,
+        "document": number,
+        "copy": f"{copy_no}/{copies}",
+        "tag": tag,
+        "title": title,
+        "classification": Level(level).chinese,
+        "opened": opened,
+        "due": due,
+        "kind": kind,
+    }
+
+
+def holdings(session: Session, person_id: str) -> list[dict[str, Any]]:
+    """The open loans of one person with their documents, soonest due first."""
+    stmt = _LOANS.where(m.Loan.person_id == person_id, m.Loan.closed.is_(None)).order_by(
+        m.Loan.due, m.Loan.id
+    )
+    return [_loan(r) for r in session.execute(stmt)]
+
+
+def overdue(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """Every open loan whose due time is before ``now``, longest overdue first."""
+    stmt = _LOANS.where(m.Loan.closed.is_(None), m.Loan.due < format_ts(now)).order_by(
+        m.Loan.due, m.Loan.id
+    )
+    return [_loan(r) for r in session.execute(stmt)]
