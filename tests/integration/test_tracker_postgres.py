@@ -24,7 +24,7 @@ from tracker.bootstrap import Store, open_store, rules_of
 from tracker.config import parse_tracker_config
 from tracker.domain.levels import Level
 from tracker.ingest.pipeline import Message, Processor
-from tracker.service.ledger import DocumentIn, Ledger, loans, show
+from tracker.service.ledger import DocumentIn, Ledger, alarms, loans, show
 from tracker.store import models as m
 from tracker.store.audit import verify
 from tracker.store.db import make_engine
@@ -527,6 +527,29 @@ def test_a_second_tracker_on_the_same_postgres_carries_on(postgres_url: str) -> 
         assert _counter(second, "duplicate") == 1
     finally:
         second.engine.dispose()
+
+
+def test_time_driven_work_on_postgres(store: Store) -> None:
+    """The tick: a gap held past the reorder window is recorded and acknowledged past, a
+    silent controller raises controller_silent, and a closing time is checked."""
+    clock, pub = FakeClock(T0), FakePublisher()
+    ctl = Controller(clock)
+    p = processor(store, clock, pub)
+    p.process([ctl.event("controller.started", STARTED)])
+    ctl.event("controller.heartbeat", {"outbox_depth": 0, "uptime_s": 1, "armed": False})
+    p.process(
+        [ctl.event("controller.heartbeat", {"outbox_depth": 0, "uptime_s": 2, "armed": False})]
+    )
+    assert pub.ack_highs()[-1] == 1, "seq 2 never came: 3 is held"
+    clock.advance(31)
+    p.tick()
+    assert pub.ack_highs()[-1] == 3
+    clock.advance(3600 * 10)  # past 17:30 in Shanghai, and silent all along
+    p.tick()
+    with store.sessions() as s:
+        causes = sorted(a["cause"] for a in alarms(s, active=True))
+        assert verify(s).ok
+    assert "event_gap" in causes and "controller_silent" in causes, causes
 
 
 def test_tracker_and_command_line_writing_the_audit_chain_at_once(postgres_url: str) -> None:
