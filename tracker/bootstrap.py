@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tracker.clock import Clock, SystemClock
 from tracker.config import TrackerConfig
 from tracker.ingest.mqtt import Link
-from tracker.ingest.pipeline import Inbox, Processor
+from tracker.ingest.pipeline import Inbox, Message, Processor
 from tracker.service.apply import Rules
 from tracker.store.db import default_url, make_engine, migrate, readers, sessions
 
@@ -82,16 +82,8 @@ class Tracker:
             self.link.stop()
             self.store.engine.dispose()
 
-    def _process(self, batch: list, stop: threading.Event) -> None:  # type: ignore[type-arg]
-        """Never skip a batch: a failing database is retried until it works again (the
-        broker keeps the messages un-acknowledged meanwhile)."""
-        while not stop.is_set():
-            try:
-                self.processor.process(batch)
-                return
-            except Exception:
-                log.exception("a batch of %d messages could not be committed; retrying", len(batch))
-                stop.wait(1.0)
+    def _process(self, batch: list[Message], stop: threading.Event) -> None:
+        self.processor.ingest(batch, stop)
 
     def _guarded(self, fn: object, what: str) -> None:
         try:

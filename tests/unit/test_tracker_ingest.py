@@ -568,3 +568,64 @@ def test_audit_chain_covers_what_the_ingest_wrote(world: World) -> None:
         assert verify(s).ok
     assert "loan.open" in actions and "document.move" in actions
     assert n == len(actions)
+
+
+# -- a failing database or rule never loses or stalls ---------------------------------
+
+
+def test_database_unavailable_is_retried_and_nothing_acked_meanwhile(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    real = world.proc._transaction
+    failures = []
+
+    def flaky(batch: list[Message]) -> Any:
+        if len(failures) < 2:
+            failures.append(world.pub.acked[:])
+            raise OperationalError("BEGIN", {}, Exception("database or disk is full"))
+        return real(batch)
+
+    monkeypatch.setattr(world.proc, "_transaction", flaky)
+    world.proc.retry_s = 0.01
+    batch = [world.room.window(), world.room.window("closed")]
+    world.proc.ingest(batch, threading.Event())
+    assert failures == [[], []]  # no PUBACK while the disk was full
+    assert world.events() == [(1, 1, True), (1, 2, True)]
+    assert world.pub.acked == [msg.mid for msg in batch]
+
+
+def test_a_message_that_cannot_be_applied_is_set_aside_not_stalling_the_room(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import tracker.ingest.pipeline as pipeline
+
+    real = pipeline.apply_event
+
+    def faulty(w: Any, room: Any, ev: Any, cfg: Any) -> None:
+        if ev.type == "tag.arrived":
+            raise KeyError("a fault in a rule")
+        real(w, room, ev, cfg)
+
+    monkeypatch.setattr(pipeline, "apply_event", faulty)
+    r = world.room
+    batch = [
+        r.window(),
+        r.event("tag.arrived", {"reader": "cabinet:c1", "epc": FOLDER}),
+        r.window("closed"),
+    ]
+    world.proc.ingest(batch, threading.Event())
+    assert world.events() == [(1, 1, True), (1, 3, False)]  # 2 set aside, 3 waits for it
+    reasons = [x.reason for x in world.rows(m.SecurityRecord)]
+    assert reasons == ["could not be applied: KeyError: 'a fault in a rule'"]
+    assert world.proc.counts["failed.apply"] == 1
+    assert sorted(world.pub.acked) == [msg.mid for msg in batch]
+    world.clock.advance(31)
+    world.proc.tick()  # the gap rules cover the event set aside
+    assert world.pub.acks()[-1] == (1, 3)
+    assert world.events() == [(1, 1, True), (1, 3, True)]

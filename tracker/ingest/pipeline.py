@@ -32,7 +32,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from protocol.envelope import MAX_PAYLOAD, Event, decode_event, decode_state, make_ack
@@ -53,6 +59,8 @@ log = logging.getLogger(__name__)
 FORGED_EVERY = timedelta(minutes=1)
 #: How much of a refused message is kept in its security record.
 HEAD_BYTES = 512
+#: Failures of the database itself (not of what is written): wait and try again.
+DB_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +185,7 @@ class Processor:
         self.started_mono = clock.monotonic()
         self.on_commit: Callable[[int], None] = lambda n: None
         self._forged_last: dict[str, datetime] = {}
+        self.retry_s = 1.0  # between attempts while the database is unavailable
 
     # -- state from the database ---------------------------------------------------------
 
@@ -279,6 +288,53 @@ class Processor:
             done = self._transaction(batch)
         self._after_commit(done)
         self.pub.ack(batch)
+
+    def ingest(self, batch: list[Message], stop: threading.Event) -> None:
+        """:meth:`process`, never skipping a message.
+
+        A database that cannot be reached or written (down, locked, disk full) is retried
+        until it works: nothing is acknowledged meanwhile. A batch that fails for any other
+        reason (a value the database refuses, a fault in a rule) is applied message by
+        message, and a message that still fails alone is set aside: kept as a security
+        record with the error, counted (``failed.apply``) and acknowledged at the broker.
+        Its event id stays unacknowledged to the controller, so the gap rules cover it,
+        and the room carries on."""
+        while not stop.is_set():
+            try:
+                self.process(batch)
+                return
+            except DB_UNAVAILABLE:
+                log.exception("the database is unavailable; %d messages wait", len(batch))
+                stop.wait(self.retry_s)
+            except Exception as exc:
+                if len(batch) > 1:
+                    log.exception("a batch failed; applying its %d messages one by one", len(batch))
+                    for msg in batch:
+                        self.ingest([msg], stop)
+                    return
+                self._set_aside(batch[0], exc)
+                return
+
+    def _set_aside(self, msg: Message, exc: Exception) -> None:
+        log.error("a message on %r could not be applied and is set aside: %s", msg.topic[:200], exc)
+        try:
+            with self.sessions.begin() as s:
+                s.add(
+                    m.SecurityRecord(
+                        room_id=None,
+                        received=format_ts(msg.received),
+                        topic=msg.topic[:500],
+                        reason=f"could not be applied: {type(exc).__name__}: {exc}"[:1000],
+                        size=len(msg.payload),
+                        head=msg.payload[:HEAD_BYTES],
+                    )
+                )
+                self._write_counts(s, Counter({"failed.apply": 1}))
+        except Exception:
+            log.exception("could not even record it; the broker will deliver it again")
+            return
+        self.counts["failed.apply"] += 1
+        self.pub.ack([msg])
 
     def _transaction(self, batch: list[Message]) -> _Batch:
         done = _Batch()
