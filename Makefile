@@ -36,8 +36,13 @@ lint: install
 	$(VENV)/bin/mypy protocol
 	$(VENV)/bin/mypy --ignore-missing-imports firmware_bridge devices/rfid
 
+# Each benchmark prints one JSON line. BENCH_ARGS (e.g. --quick) goes to both; the
+# tracker's against PostgreSQL: .venv/bin/python bench/ingest.py --postgres (or --db URL).
+BENCH_ARGS ?=
+
 bench: install
-	$(PY) bench/controller.py
+	$(PY) bench/controller.py $(BENCH_ARGS)
+	$(PY) bench/ingest.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ironroom-sim .ironroom-demo

@@ -205,7 +205,8 @@ class RoomSpec:
 def stream_event(spec: RoomSpec, seq: int, ts: datetime, alarm_every: int) -> tuple[str, bytes]:
     """The benchmark's mix: every ``alarm_every``-th event an ``alarm.raised``; else 70 %
     ``sensor.changed`` (door and cabinet contacts), 20 % ``tag.arrived`` of a document in
-    its home cabinet, 10 % ``tag.seen`` at the desk."""
+    its home cabinet, 10 % ``tag.seen`` at the desk (a room with no ``tags``: sensors
+    only)."""
     from protocol.envelope import make_event
 
     base = {"site": spec.site, "room": spec.room, "controller": spec.controller, "boot": 1}
@@ -224,7 +225,7 @@ def stream_event(spec: RoomSpec, seq: int, ts: datetime, alarm_every: int) -> tu
             },
         )
     kind = seq % 10
-    if kind < 7:
+    if kind < 7 or not spec.tags:  # a room streaming no tags: sensors only
         point = "door" if kind < 4 else f"cabinet:{spec.cabinets[seq % len(spec.cabinets)]}"
         data: dict[str, Any] = {
             "point": point,
@@ -479,6 +480,8 @@ class Run:
     plan: Plan
     db_url: str
     profile: Path | None
+    sensors_only: bool = False
+    batch_max: int | None = None
     broker: MosquittoProcess | None = None
     tracker: subprocess.Popen[bytes] | None = None
     tracker_log: Path | None = None
@@ -528,7 +531,8 @@ class Run:
                         cabinet=f"{SITE}/{room}/{cab}",
                     )
                 )
-                spec.tags.append((epc, cab))
+                if not self.sensors_only:
+                    spec.tags.append((epc, cab))
             if room == ALARM_ROOM:
                 self.alarm_spec = spec
             else:
@@ -547,7 +551,8 @@ class Run:
         cfg.write_text(
             "[tracker]\n"
             "heartbeat_s = 3600  # the simulated controllers send no heartbeats of their own\n"
-            "[mqtt]\n"
+            + (f"batch_max = {self.batch_max}\n" if self.batch_max else "")
+            + "[mqtt]\n"
             f'broker = "mqtt://127.0.0.1:{self.broker.port}"\n'
             f'client_id = "ironroom-tracker-bench-{os.getpid()}"\n'
             "[hours]\n"
@@ -1099,6 +1104,10 @@ def main(argv: list[str] | None = None) -> int:
     where = ap.add_mutually_exclusive_group()
     where.add_argument("--db", help="a PostgreSQL server to run against (postgresql://...)")
     where.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL cluster")
+    ap.add_argument(
+        "--sensors-only", action="store_true", help="no tag events in the stream (comparison)"
+    )
+    ap.add_argument("--batch-max", type=int, help="the tracker's batch_max (default: its own)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     ap.add_argument("--profile-tracker", type=Path, help="cProfile the tracker into this file")
     args = ap.parse_args(argv)
@@ -1121,6 +1130,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "plan": "tiny" if args.tiny else "quick" if args.quick else "full",
         "database": "postgresql" if (args.db or args.postgres) else "sqlite",
+        "stream": "sensors only" if args.sensors_only else "70% sensors, 30% tags",
+        "tracker_batch_max": args.batch_max or "default",
         "tmp_dir": str(root),
     }
     code = 0
@@ -1131,6 +1142,8 @@ def main(argv: list[str] | None = None) -> int:
             run = Run(
                 root, plan, url, args.profile_tracker.resolve() if args.profile_tracker else None
             )
+            run.sensors_only = args.sensors_only
+            run.batch_max = args.batch_max
             run.ctx = mp.get_context("spawn")
             run.start_broker()
             run.setup_ledger()
