@@ -156,6 +156,8 @@ class _Batch:
     marks: list[tuple[int, int, int, int]] = field(default_factory=list)  # set applied
     #: boots whose row is written once, at the end of the batch: (room, boot) -> memory
     boots: dict[tuple[int, int], tuple[RoomMem, BootMem]] = field(default_factory=dict)
+    #: rooms whose clock offset is written once, at the end: room -> (memory, received)
+    offsets: dict[int, tuple[RoomMem, datetime]] = field(default_factory=dict)
 
 
 class Processor:
@@ -550,6 +552,11 @@ class Processor:
     def _write_events(self, s: Session, done: _Batch) -> None:
         for (_, boot), (mem, bm) in done.boots.items():
             self._boot_row(s, mem, boot, bm)
+        for mem, received in done.offsets.values():
+            if mem.offset is not None:
+                live = mem_live(s, mem)
+                live.offset_ms = int(mem.offset / timedelta(milliseconds=1))
+                live.offset_at = format_ts(received)
         if done.events:
             s.execute(insert(m.Event), done.events)
         for room_id, gen, boot, seq in done.marks:
@@ -582,9 +589,7 @@ class Processor:
             # resent after an outage was made long before it arrived.
             mem.newest_ts = ts
             mem.offset = rules.clock_offset(ts, msg.received)
-            live = mem_live(s, mem)
-            live.offset_ms = int(mem.offset / timedelta(milliseconds=1))
-            live.offset_at = format_ts(msg.received)
+            done.offsets[mem.id] = (mem, msg.received)
             self._skew(s, mem, msg.received, done)
         if mem.silent_alarm is not None and not mem.offline:
             self._end_condition(s, mem, "silent", "heard from the controller again", done)
