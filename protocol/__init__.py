@@ -25,6 +25,7 @@ from protocol.errors import (
     SchemaError,
     TopicError,
 )
+from protocol.schema import MAX_INT
 from protocol.signing import sign, verify
 from protocol.timefmt import format_ts, parse_ts
 from protocol.topics import Topic, parse_topic, room_prefix
@@ -32,6 +33,7 @@ from protocol.topics import Topic, parse_topic, room_prefix
 PROTOCOL_VERSION = 1
 
 __all__ = [
+    "MAX_INT",
     "PROTOCOL_VERSION",
     "BadSignature",
     "Command",

@@ -15,12 +15,23 @@ from protocol import topics
 from protocol.canonical import canonical
 from protocol.errors import EnvelopeError, SchemaError, TopicError
 from protocol.names import check_name
-from protocol.schema import check_command_data, check_event_data, is_uuid
+from protocol.schema import (
+    MAX_INT,
+    check_command_data,
+    check_contract_json,
+    check_event_data,
+    is_uuid,
+    show,
+)
 from protocol.signing import sign, verify
 from protocol.timefmt import format_ts, parse_ts
 
 VERSION = 1
 MAX_PAYLOAD = 64 * 1024
+#: Objects and lists nest at most this deep (the contract needs 4: policy.update's
+#: ``data.extended[i].start``); deeper is refused before anything walks it.
+MAX_DEPTH = 32
+STATE_TYPE = "controller.state"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +104,12 @@ def make_event(
     envelope = {
         "v": VERSION,
         "controller": check_name(controller, "controller"),
-        "boot": boot,
-        "seq": seq,
+        "boot": _check_counter(boot, "boot"),
+        "seq": _check_counter(seq, "seq"),
         "ts": _ts_text(ts),
         "type": type,
         "data": dict(data),
     }
-    _check_counter(boot, "boot")
-    _check_counter(seq, "seq")
     return topic, _seal(key, topic, envelope)
 
 
@@ -137,8 +146,14 @@ def make_command(
 def make_ack(
     key: bytes, *, site: str, room: str, controller: str, boot: int, seq: int
 ) -> tuple[str, bytes]:
+    """``seq`` is the highest contiguous event committed; 0 when none of the boot is."""
     topic = topics.ack_topic(site, room)
-    return topic, _seal(key, topic, {"controller": controller, "boot": boot, "seq": seq})
+    envelope = {
+        "controller": check_name(controller, "controller"),
+        "boot": _check_counter(boot, "boot"),
+        "seq": _check_counter(seq, "seq", lo=0),
+    }
+    return topic, _seal(key, topic, envelope)
 
 
 def make_state(
@@ -153,18 +168,27 @@ def make_state(
     data: Mapping[str, Any],
 ) -> tuple[str, bytes]:
     """The retained ``P/state`` snapshot, signed with the event key; ``seq`` is the last
-    event made when the snapshot was taken (it is not an event and takes no number)."""
+    event made when the snapshot was taken (it is not an event and takes no number; 0
+    before the boot's first event)."""
     topic = topics.state_topic(site, room)
+    _check_state_data(data)
     envelope = {
         "v": VERSION,
-        "controller": controller,
-        "boot": boot,
-        "seq": seq,
+        "controller": check_name(controller, "controller"),
+        "boot": _check_counter(boot, "boot"),
+        "seq": _check_counter(seq, "seq", lo=0),
         "ts": format_ts(ts),
-        "type": "controller.state",
+        "type": STATE_TYPE,
         "data": dict(data),
     }
     return topic, _seal(key, topic, envelope)
+
+
+def _check_state_data(data: Any) -> None:
+    try:
+        check_contract_json(data)
+    except SchemaError as exc:
+        raise SchemaError(f"{STATE_TYPE}: {exc}") from None
 
 
 def _ts_text(ts: datetime | str) -> str:
@@ -220,6 +244,7 @@ def parse_json(payload: bytes | str) -> dict[str, Any]:
         raise EnvelopeError(f"payload is not acceptable JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise EnvelopeError("payload must be a JSON object")
+    _check_depth(obj)
     try:
         canonical(obj)  # lone surrogates cannot be signed or stored
     except UnicodeEncodeError:
@@ -227,9 +252,26 @@ def parse_json(payload: bytes | str) -> dict[str, Any]:
     return obj
 
 
-def _check_counter(value: Any, what: str) -> int:
-    if type(value) is not int or value < 1 or value > 2**53:
-        raise EnvelopeError(f"'{what}' must be a positive integer, got {value!r}")
+def _check_depth(obj: dict[str, Any]) -> None:
+    level: list[Any] = [obj]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return
+    raise EnvelopeError(f"payload nests objects and lists deeper than {MAX_DEPTH} levels")
+
+
+def _check_counter(value: Any, what: str, lo: int = 1) -> int:
+    """``boot`` and ``seq``: integers in [lo, MAX_INT] (see :data:`MAX_INT` for why)."""
+    if type(value) is not int or not lo <= value <= MAX_INT:
+        raise EnvelopeError(
+            f"envelope field {what!r} must be an integer in [{lo}, {MAX_INT}], got {show(value)}"
+        )
     return value
 
 
@@ -238,7 +280,7 @@ def _need(env: Mapping[str, Any], name: str, kind: type) -> Any:
         raise EnvelopeError(f"missing envelope field {name!r}")
     value = env[name]
     if type(value) is not kind:
-        raise EnvelopeError(f"envelope field {name!r} must be {kind.__name__}, got {value!r}")
+        raise EnvelopeError(f"envelope field {name!r} must be {kind.__name__}, got {show(value)}")
     return value
 
 
@@ -247,7 +289,7 @@ def _check_fields(env: Mapping[str, Any], allowed: set[str]) -> None:
     if extra:
         raise EnvelopeError(f"unknown envelope fields {sorted(extra)}")
     if env.get("v", VERSION) != VERSION:
-        raise EnvelopeError(f"unsupported protocol version {env.get('v')!r}")
+        raise EnvelopeError(f"unsupported protocol version {show(env.get('v'))}")
 
 
 def decode_event(key: bytes, topic: str, payload: bytes) -> Event:
@@ -303,9 +345,8 @@ def decode_ack(key: bytes, topic: str, payload: bytes) -> Ack:
     _check_fields(env, {"controller", "boot", "seq", "sig"})
     controller = check_name(_need(env, "controller", str), "controller")
     boot = _check_counter(_need(env, "boot", int), "boot")
-    seq = _need(env, "seq", int)
-    if seq < 0:
-        raise EnvelopeError("ack 'seq' must be >= 0")
+    # Highest contiguous event committed: 0 before the tracker has any of this boot.
+    seq = _check_counter(_need(env, "seq", int), "seq", lo=0)
     verify(key, topic, env)
     return Ack(controller, boot, seq)
 
@@ -315,6 +356,14 @@ def decode_state(key: bytes, topic: str, payload: bytes) -> dict[str, Any]:
         raise TopicError(f"not a state topic: {topic!r}")
     env = parse_json(payload)
     _check_fields(env, {"v", "controller", "boot", "seq", "ts", "type", "data", "sig"})
-    _need(env, "data", dict)
+    _need(env, "v", int)
+    check_name(_need(env, "controller", str), "controller")
+    _check_counter(_need(env, "boot", int), "boot")
+    _check_counter(_need(env, "seq", int), "seq", lo=0)
+    parse_ts(_need(env, "ts", str))
+    if _need(env, "type", str) != STATE_TYPE:
+        raise EnvelopeError(f"a state snapshot has type {STATE_TYPE!r}, got {show(env['type'])}")
+    data = _need(env, "data", dict)
     verify(key, topic, env)
+    _check_state_data(data)
     return env

@@ -2,7 +2,8 @@
 
 Each type maps field names to checks. Required fields must be present and valid; keys a
 type does not list are allowed (a newer controller may add, say, a ``label``) but must
-still be JSON of the contract: strings, integers, booleans, null, lists and objects.
+still be JSON of the contract: strings, integers in [-MAX_INT, MAX_INT], booleans, null,
+lists and objects.
 """
 
 import re
@@ -20,6 +21,18 @@ from protocol.names import (
 )
 
 Check = Callable[[Any], None]
+
+#: The largest integer anywhere on the wire (boot, seq, uptime_s, outbox_depth, and any
+#: integer in ``data`` or a state snapshot): 2**53 - 1, JavaScript's MAX_SAFE_INTEGER.
+#: - It is the interoperable range of JSON (RFC 7493, I-JSON, section 2.2): a tracker or
+#:   dashboard that reads numbers as IEEE doubles rounds anything larger, and two seqs
+#:   that round to one would make two events with one id.
+#: - It is far inside SQLite's INTEGER (-2**63 .. 2**63 - 1), so no decoded value can
+#:   overflow a column (an ack for seq 2**63 once killed the controller's sender).
+#: - No counter reaches it: 2**53 events at a million a second take 285 years, and boot
+#:   counts restarts.
+#: A signed 64-bit range would meet the SQLite bound only; it breaks the first.
+MAX_INT = 2**53 - 1
 _HEX = re.compile(r"(?:[0-9A-F]{2}){1,64}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -40,6 +53,9 @@ TRACKER_CAUSES = (
     "controller_silent",
     "forged_message",
     "end_of_day_missing",
+    "overdue_escalated",
+    "event_gap",
+    "clock_skew",
 )
 ALARM_CAUSES = CONTROLLER_CAUSES + TRACKER_CAUSES
 
@@ -48,9 +64,25 @@ def _fail(what: str) -> None:
     raise SchemaError(what)
 
 
+def show(value: Any, limit: int = 60) -> str:
+    """``value`` for an error message: short, one line, whatever the wire sent (an
+    integer of 4,000 digits or a string of 60 KiB is described, not quoted)."""
+    if type(value) is int and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _string(value: Any) -> None:
     if not isinstance(value, str) or not value or len(value) > 256:
-        _fail(f"expected a non-empty string of at most 256 characters, got {value!r}")
+        _fail(f"expected a non-empty string of at most 256 characters, got {show(value)}")
+
+
+def _ident(value: Any) -> None:
+    """An id kept on disk, shown in ``state`` and logged: printable, no line breaks."""
+    _string(value)
+    if not value.isprintable():
+        _fail(f"expected printable characters only, got {show(value)}")
 
 
 def _opt_string(value: Any) -> None:
@@ -58,32 +90,50 @@ def _opt_string(value: Any) -> None:
         _string(value)
 
 
-def _int(lo: int, hi: int | None = None) -> Check:
+def _int(lo: int, hi: int = MAX_INT) -> Check:
+    if not -MAX_INT <= lo <= hi <= MAX_INT:
+        raise ValueError(f"integer range [{lo}, {hi}] is outside the protocol's")
+
     def check(value: Any) -> None:
-        if type(value) is not int or value < lo or (hi is not None and value > hi):
-            _fail(
-                f"expected an integer in [{lo}, {hi if hi is not None else '...'}], got {value!r}"
-            )
+        if type(value) is not int or value < lo or value > hi:
+            _fail(f"expected an integer in [{lo}, {hi}], got {show(value)}")
 
     return check
 
 
+def check_contract_json(value: Any, where: str = "data") -> None:
+    """Every integer inside ``value`` (at any depth, listed field or not) is within
+    [-MAX_INT, MAX_INT]; ``where`` names the place in the error (``data['hours'][2]``)."""
+    if type(value) is int:
+        if not -MAX_INT <= value <= MAX_INT:
+            raise SchemaError(
+                f"{where}: {show(value)} is outside the protocol's integer range "
+                f"[-{MAX_INT}, {MAX_INT}]"
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_contract_json(item, f"{where}[{show(key, 40)}]")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_contract_json(item, f"{where}[{i}]")
+
+
 def _bool(value: Any) -> None:
     if type(value) is not bool:
-        _fail(f"expected true or false, got {value!r}")
+        _fail(f"expected true or false, got {show(value)}")
 
 
 def _one_of(*choices: str) -> Check:
     def check(value: Any) -> None:
         if value not in choices:
-            _fail(f"expected one of {list(choices)}, got {value!r}")
+            _fail(f"expected one of {list(choices)}, got {show(value)}")
 
     return check
 
 
 def _hex(value: Any) -> None:
     if not isinstance(value, str) or not _HEX.fullmatch(value):
-        _fail(f"expected upper-case hex bytes, got {value!r}")
+        _fail(f"expected upper-case hex bytes, got {show(value)}")
 
 
 def _grammar(check: Callable[[Any], object]) -> Check:
@@ -98,13 +148,13 @@ def _grammar(check: Callable[[Any], object]) -> Check:
 
 def _string_list(value: Any) -> None:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        _fail(f"expected a list of strings, got {value!r}")
+        _fail(f"expected a list of strings, got {show(value)}")
 
 
 def _cabinet_reader(value: Any) -> None:
     _grammar(check_reader)(value)
     if not value.startswith("cabinet:"):
-        _fail(f"tag presence is reported by cabinet readers only, got {value!r}")
+        _fail(f"tag presence is reported by cabinet readers only, got {show(value)}")
 
 
 def _opt(check: Check) -> Check:
@@ -117,7 +167,7 @@ def _opt(check: Check) -> Check:
 
 def _object(value: Any) -> None:
     if not isinstance(value, dict):
-        _fail(f"expected an object, got {value!r}")
+        _fail(f"expected an object, got {show(value)}")
 
 
 def _sensor_state(data: Mapping[str, Any]) -> None:
@@ -132,7 +182,7 @@ def _sensor_state(data: Mapping[str, Any]) -> None:
 def _lock_point(value: Any) -> None:
     _grammar(check_point)(value)
     if not value.startswith("lock:"):
-        _fail(f"expected a lock point lock:<cabinet>, got {value!r}")
+        _fail(f"expected a lock point lock:<cabinet>, got {show(value)}")
 
 
 #: type -> (required fields, optional fields, cross-field check)
@@ -235,6 +285,8 @@ COMMAND_TYPES: dict[str, Spec] = {
     "alarm.silence": ({}, {"alarm_id": _opt_string}, None),
     "alarm.reset": ({}, {"alarm_id": _opt_string, "by": _opt_string}, None),
     "arming.set": ({"state": _one_of("armed", "disarmed")}, {}, None),
+    # The tracker's request for the siren, for one of its own critical alarms.
+    "siren.set": ({"state": _one_of("on", "off"), "alarm_id": _ident}, {}, None),
     "inventory.run": ({"reader": _cabinet_reader}, {"rounds": _int(1, 100)}, None),
     "policy.update": (
         {},
@@ -256,8 +308,8 @@ COMMAND_TYPES: dict[str, Spec] = {
 
 def check_data(kind: str, types: Mapping[str, Spec], type_: Any, data: Any) -> None:
     """Check ``data`` against the schema of ``type_``; ``kind`` is 'event' or 'command'."""
-    if type_ not in types:
-        raise SchemaError(f"unknown {kind} type {type_!r}")
+    if not isinstance(type_, str) or type_ not in types:
+        raise SchemaError(f"unknown {kind} type {show(type_)}")
     if not isinstance(data, dict):
         raise SchemaError(f"{type_}: 'data' must be an object")
     required, optional, cross = types[type_]
@@ -268,6 +320,10 @@ def check_data(kind: str, types: Mapping[str, Spec], type_: Any, data: Any) -> N
     for field, check in optional.items():
         if field in data:
             _checked(type_, field, check, data[field])
+    try:
+        check_contract_json(data)
+    except SchemaError as exc:
+        raise SchemaError(f"{type_}: {exc}") from None
     if cross is not None:
         try:
             cross(data)

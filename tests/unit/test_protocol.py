@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from protocol import (
+    MAX_INT,
     BadSignature,
     EnvelopeError,
     ProtocolError,
@@ -715,6 +717,28 @@ INVALID_EVENTS: list[tuple[str, str, dict[str, Any]]] = [
     ("result missing error", "command.result", {"command_id": CMD_ID, "ok": True}),
     ("unknown type", "sensor.exploded", {}),
     ("unknown category", "door.opened", {}),
+    (
+        "uptime past the protocol's integers",
+        "controller.heartbeat",
+        {"uptime_s": MAX_INT + 1, "outbox_depth": 0, "armed": True},
+    ),
+    (
+        "outbox depth of 2**63",
+        "controller.heartbeat",
+        {"uptime_s": 1, "outbox_depth": 2**63, "armed": True},
+    ),
+    ("rssi below range", "tag.seen", {"reader": "portal", "epc": EPC, "rssi": -129}),
+    ("rssi of 2**64", "tag.arrived", {"reader": "cabinet:c1", "epc": EPC, "rssi": 2**64}),
+    (
+        "huge integer in an unlisted field",
+        "sensor.changed",
+        {"point": "door", "kind": "door", "state": "open", "count": 2**63},
+    ),
+    (
+        "huge negative integer nested in an unlisted field",
+        "alarm.cleared",
+        {"alarm_id": "a", "by": "tracker", "extra": {"n": [1, -(2**53)]}},
+    ),
 ]
 
 
@@ -772,6 +796,10 @@ VALID_COMMANDS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("policy.update", {}),
+    ("siren.set", {"state": "on", "alarm_id": "t-7f1d2c3e"}),
+    ("siren.set", {"state": "off", "alarm_id": "机要室-1"}),
+    ("siren.set", {"state": "on", "alarm_id": "a" * 256}),
+    ("cabinet.unlock", {"cabinet": "c1", "seconds": 20, "note": MAX_INT}),
 ]
 
 
@@ -823,6 +851,26 @@ INVALID_COMMANDS: list[tuple[str, str, dict[str, Any]]] = [
     ("policy badges not list", "policy.update", {"cabinets": {"c1": UID}}),
     ("policy empty timezone", "policy.update", {"timezone": ""}),
     ("unknown command", "door.open", {}),
+    ("unlock seconds of 2**63", "cabinet.unlock", {"cabinet": "c1", "seconds": 2**63}),
+    ("inventory rounds of 2**64", "inventory.run", {"reader": "cabinet:c1", "rounds": 2**64}),
+    ("policy huge integer in hours", "policy.update", {"hours": {"mon": [2**63]}}),
+    (
+        "policy huge integer in extended",
+        "policy.update",
+        {"extended": [{"start": "x", "end": -(2**63) - 1}]},
+    ),
+    ("command with 2**53 in an unlisted field", "arming.set", {"state": "armed", "n": 2**53}),
+    ("siren missing state", "siren.set", {"alarm_id": "t-1"}),
+    ("siren missing alarm_id", "siren.set", {"state": "on"}),
+    ("siren bad state", "siren.set", {"state": "loud", "alarm_id": "t-1"}),
+    ("siren state as bool", "siren.set", {"state": True, "alarm_id": "t-1"}),
+    ("siren state armed", "siren.set", {"state": "armed", "alarm_id": "t-1"}),
+    ("siren empty alarm_id", "siren.set", {"state": "on", "alarm_id": ""}),
+    ("siren alarm_id too long", "siren.set", {"state": "on", "alarm_id": "a" * 257}),
+    ("siren alarm_id as int", "siren.set", {"state": "off", "alarm_id": 7}),
+    ("siren alarm_id null", "siren.set", {"state": "off", "alarm_id": None}),
+    ("siren alarm_id with newline", "siren.set", {"state": "on", "alarm_id": "t-1\nforged"}),
+    ("siren alarm_id with escape", "siren.set", {"state": "on", "alarm_id": "t-1\x1b[2J"}),
 ]
 
 
@@ -910,6 +958,14 @@ ENVELOPE_PAYLOADS: list[tuple[str, bytes, type[Exception]]] = [
     ("seq negative", sealed(KEY, EVT_TOPIC, event_env(seq=-1)), EnvelopeError),
     ("seq 0", sealed(KEY, EVT_TOPIC, event_env(seq=0)), EnvelopeError),
     ("seq as bool", sealed(KEY, EVT_TOPIC, event_env(seq=True)), EnvelopeError),
+    ("boot 2**53", sealed(KEY, EVT_TOPIC, event_env(boot=2**53)), EnvelopeError),
+    ("boot negative", sealed(KEY, EVT_TOPIC, event_env(boot=-1)), EnvelopeError),
+    ("boot 2**63", sealed(KEY, EVT_TOPIC, event_env(boot=2**63)), EnvelopeError),
+    ("seq 2**53", sealed(KEY, EVT_TOPIC, event_env(seq=2**53)), EnvelopeError),
+    ("seq 2**63", sealed(KEY, EVT_TOPIC, event_env(seq=2**63)), EnvelopeError),
+    ("seq 2**64", sealed(KEY, EVT_TOPIC, event_env(seq=2**64)), EnvelopeError),
+    ("seq of 4000 digits", sealed(KEY, EVT_TOPIC, event_env(seq=10**4000)), EnvelopeError),
+    ("v 2**64", sealed(KEY, EVT_TOPIC, event_env(v=2**64)), EnvelopeError),
     ("ts without ms", sealed(KEY, EVT_TOPIC, event_env(ts="2026-11-27T15:10:05Z")), EnvelopeError),
     (
         "ts with offset",
@@ -1037,12 +1093,24 @@ def test_command_tampered_after_signing_is_refused():
         ({"boot": 0}, EnvelopeError),
         ({"seq": -1}, EnvelopeError),
         ({"seq": 2**53 + 1}, EnvelopeError),
+        ({"seq": 2**53}, EnvelopeError),
+        ({"boot": 2**63}, EnvelopeError),
         ({"controller": "Room 101"}, TopicError),
         ({"site": "HQ"}, TopicError),
         ({"room": ""}, TopicError),
         ({"ts": datetime(2026, 11, 27, 23, 10)}, ValueError),
     ],
-    ids=["boot0", "seq-neg", "seq-huge", "controller", "site", "room", "naive-ts"],
+    ids=[
+        "boot0",
+        "seq-neg",
+        "seq-huge",
+        "seq-2**53",
+        "boot-2**63",
+        "controller",
+        "site",
+        "room",
+        "naive-ts",
+    ],
 )
 def test_make_event_refuses(changes: dict[str, Any], exc: type[Exception]):
     args: dict[str, Any] = {
@@ -1090,7 +1158,9 @@ def test_make_event_payload_is_canonical_with_sig():
 ACK_TOPIC = f"{P}/ack"
 
 
-@pytest.mark.parametrize(("boot", "seq"), [(1, 0), (3, 42), (2**31, 2**40)])
+@pytest.mark.parametrize(
+    ("boot", "seq"), [(1, 0), (3, 42), (2**31, 2**40), (1, MAX_INT), (MAX_INT, MAX_INT)]
+)
 def test_ack_round_trip(boot: int, seq: int):
     topic, payload = make_ack(KEY, site=SITE, room=ROOM, controller=CTL, boot=boot, seq=seq)
     assert topic == ACK_TOPIC
@@ -1160,6 +1230,36 @@ ACK_ERRORS: list[tuple[str, str, bytes, type[Exception]]] = [
         TopicError,
     ),
     ("not JSON", ACK_TOPIC, b"ack", EnvelopeError),
+    (
+        "seq 2**63",
+        ACK_TOPIC,
+        sealed(KEY, ACK_TOPIC, {"controller": CTL, "boot": 3, "seq": 2**63}),
+        EnvelopeError,
+    ),
+    (
+        "seq 2**53",
+        ACK_TOPIC,
+        sealed(KEY, ACK_TOPIC, {"controller": CTL, "boot": 3, "seq": 2**53}),
+        EnvelopeError,
+    ),
+    (
+        "seq 2**64 + 1",
+        ACK_TOPIC,
+        sealed(KEY, ACK_TOPIC, {"controller": CTL, "boot": 3, "seq": 2**64 + 1}),
+        EnvelopeError,
+    ),
+    (
+        "boot 2**63",
+        ACK_TOPIC,
+        sealed(KEY, ACK_TOPIC, {"controller": CTL, "boot": 2**63, "seq": 1}),
+        EnvelopeError,
+    ),
+    (
+        "seq as bool",
+        ACK_TOPIC,
+        sealed(KEY, ACK_TOPIC, {"controller": CTL, "boot": 3, "seq": False}),
+        EnvelopeError,
+    ),
 ]
 
 
@@ -1230,3 +1330,225 @@ def test_a_state_payload_is_not_an_event():
     _, payload = new_state()
     with pytest.raises(ProtocolError):
         decode_event(KEY, f"{P}/evt/controller", payload)
+
+
+@pytest.mark.parametrize("seq", [0, 1, MAX_INT])
+def test_state_seq_may_be_0_to_max(seq: int):
+    topic, payload = make_state(
+        KEY, site=SITE, room=ROOM, controller=CTL, boot=MAX_INT, seq=seq, ts=T0, data={}
+    )
+    assert (decode_state(KEY, topic, payload)["seq"]) == seq
+
+
+STATE_TOPIC = f"{P}/state"
+
+
+def state_env(**changes: Any) -> dict[str, Any]:
+    env = {k: v for k, v in json.loads(new_state()[1]).items() if k != "sig"}
+    env.update(changes)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("env", "exc", "match"),
+    [
+        (state_env(boot=0), EnvelopeError, "'boot'"),
+        (state_env(boot=2**63), EnvelopeError, "'boot'"),
+        (state_env(seq=-1), EnvelopeError, "'seq'"),
+        (state_env(seq=2**53), EnvelopeError, "'seq'"),
+        (state_env(seq="42"), EnvelopeError, "'seq'"),
+        (state_env(ts="yesterday"), EnvelopeError, "timestamp"),
+        (state_env(type="sensor.changed"), EnvelopeError, "controller.state"),
+        (state_env(controller="Room"), TopicError, "controller"),
+        ({k: v for k, v in state_env().items() if k != "boot"}, EnvelopeError, "'boot'"),
+        (state_env(data={"alarms": [{"n": 2**63}]}), SchemaError, r"data\['alarms'\]\[0\]\['n'\]"),
+        (state_env(data={"count": -(2**53)}), SchemaError, r"data\['count'\]"),
+    ],
+    ids=[
+        "boot0",
+        "boot-2**63",
+        "seq-neg",
+        "seq-2**53",
+        "seq-str",
+        "ts",
+        "type",
+        "controller",
+        "no-boot",
+        "nested-int",
+        "negative-int",
+    ],
+)
+def test_decode_state_refuses(env: dict[str, Any], exc: type[Exception], match: str):
+    with pytest.raises(exc, match=match):
+        decode_state(KEY, STATE_TOPIC, sealed(KEY, STATE_TOPIC, env))
+
+
+# -- integer bounds ---------------------------------------------------------------------
+
+
+def test_the_protocols_integers_are_exact_as_doubles_and_fit_sqlite():
+    """Why MAX_INT is 2**53 - 1: every integer up to it survives a JSON reader that uses
+    doubles, the next ones do not; and SQLite's INTEGER overflows only past 2**63 - 1."""
+    assert MAX_INT == 2**53 - 1
+    assert int(float(MAX_INT)) == MAX_INT
+    assert float(MAX_INT + 1) == float(MAX_INT + 2)
+    db = sqlite3.connect(":memory:")
+    assert db.execute("SELECT ?", (MAX_INT,)).fetchone() == (MAX_INT,)
+    assert db.execute("SELECT ?", (-MAX_INT,)).fetchone() == (-MAX_INT,)
+    with pytest.raises(OverflowError):
+        db.execute("SELECT ?", (2**63,))
+
+
+def test_every_integer_a_decoded_message_holds_fits_sqlite():
+    """The largest values each decoder accepts go into an INTEGER column unchanged."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (v INTEGER NOT NULL)")
+    _, ack = make_ack(KEY, site=SITE, room=ROOM, controller=CTL, boot=MAX_INT, seq=MAX_INT)
+    a = decode_ack(KEY, ACK_TOPIC, ack)
+    ev = decode_event(
+        KEY,
+        *new_event(
+            "controller.heartbeat",
+            {"uptime_s": MAX_INT, "outbox_depth": MAX_INT, "armed": False, "n": -MAX_INT},
+            boot=MAX_INT,
+            seq=MAX_INT,
+        ),
+    )
+    values = [a.boot, a.seq, ev.boot, ev.seq, *(v for v in ev.data.values() if type(v) is int)]
+    assert len(values) == 7
+    db.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
+    assert [v for (v,) in db.execute("SELECT v FROM t")] == values
+
+
+@pytest.mark.parametrize(
+    ("seq", "shown"),
+    [
+        (2**63, "9223372036854775808"),
+        (2**53, "9007199254740992"),
+        (-1, "-1"),
+        (2**64 + 1, "an integer of 65 bits"),
+        (10**4000, "an integer of 13288 bits"),
+    ],
+)
+def test_an_out_of_range_ack_seq_is_refused_naming_the_field(seq: int, shown: str):
+    payload = sealed(KEY, ACK_TOPIC, {"controller": CTL, "boot": 3, "seq": seq})
+    with pytest.raises(EnvelopeError, match=f"'seq' must be an integer in \\[0, {MAX_INT}\\]") as e:
+        decode_ack(KEY, ACK_TOPIC, payload)
+    assert not isinstance(e.value, SchemaError)
+    assert str(e.value).endswith(f"got {shown}")
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "match"),
+    [
+        (
+            "controller.heartbeat",
+            {"uptime_s": 2**63, "outbox_depth": 0, "armed": True},
+            f"field 'uptime_s': expected an integer in \\[0, {MAX_INT}\\]",
+        ),
+        (
+            "controller.heartbeat",
+            {"uptime_s": 0, "outbox_depth": -1, "armed": True},
+            "field 'outbox_depth'",
+        ),
+        ("tag.seen", {"reader": "desk", "epc": EPC, "rssi": 128}, "field 'rssi'"),
+        (
+            "sensor.changed",
+            {"point": "door", "kind": "door", "state": "open", "x": {"y": [0, 2**53]}},
+            r"sensor.changed: data\['x'\]\['y'\]\[1\]: 9007199254740992 is outside",
+        ),
+    ],
+    ids=["uptime", "depth", "rssi", "nested"],
+)
+def test_event_integer_errors_name_the_field(type_: str, data: dict[str, Any], match: str):
+    with pytest.raises(SchemaError, match=match):
+        check_event_data(type_, data)
+    topic = event_topic(SITE, ROOM, type_)
+    with pytest.raises(SchemaError, match=match):
+        decode_event(KEY, topic, sealed(KEY, topic, event_env(type=type_, data=data)))
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"cabinet": "c1", "seconds": 2**63}, "field 'seconds'"),
+        ({"cabinet": "c1", "seconds": 20, "x": 2**63}, r"data\['x'\]"),
+    ],
+)
+def test_command_integer_errors_name_the_field(data: dict[str, Any], match: str):
+    topic = f"{P}/cmd/cabinet.unlock"
+    payload = sealed(KEY, topic, command_env(type="cabinet.unlock", data=data))
+    with pytest.raises(SchemaError, match=match):
+        decode_command(KEY, topic, payload)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"seq": -1}, {"seq": 2**63}, {"boot": 0}, {"boot": 2**53}, {"controller": "X"}],
+    ids=str,
+)
+def test_make_ack_refuses_what_decode_ack_refuses(changes: dict[str, Any]):
+    args: dict[str, Any] = {"controller": CTL, "boot": 3, "seq": 4, **changes}
+    with pytest.raises(ProtocolError):
+        make_ack(KEY, site=SITE, room=ROOM, **args)
+
+
+@pytest.mark.parametrize(
+    ("changes", "exc"),
+    [
+        ({"seq": -1}, EnvelopeError),
+        ({"seq": 2**63}, EnvelopeError),
+        ({"boot": 0}, EnvelopeError),
+        ({"data": {"alarms": [{"raised": 2**64}]}}, SchemaError),
+    ],
+    ids=["seq-neg", "seq-2**63", "boot0", "data"],
+)
+def test_make_state_refuses_what_decode_state_refuses(
+    changes: dict[str, Any], exc: type[Exception]
+):
+    args: dict[str, Any] = {"controller": CTL, "boot": 3, "seq": 42, "data": {}, **changes}
+    with pytest.raises(exc):
+        make_state(KEY, site=SITE, room=ROOM, ts=T0, **args)
+
+
+def test_a_payload_nested_too_deeply_for_the_contract_is_refused():
+    # the envelope is level 1, its data level 2, then 31 lists: 33 levels
+    deep: Any = "leaf"
+    for _ in range(31):
+        deep = [deep]
+    payload = sealed(KEY, EVT_TOPIC, event_env(data={"point": "door", "x": deep}))
+    with pytest.raises(EnvelopeError, match="deeper than 32"):
+        decode_event(KEY, EVT_TOPIC, payload)
+    # 32 levels is structure the schema may look at (and refuses for its own reasons)
+    shallower = sealed(KEY, EVT_TOPIC, event_env(data={"x": deep[0]}))
+    with pytest.raises(SchemaError, match="missing data field 'point'"):
+        decode_event(KEY, EVT_TOPIC, shallower)
+
+
+# -- siren.set --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", ["on", "off"])
+def test_siren_set_round_trip(state: str):
+    data = {"state": state, "alarm_id": "t-42"}
+    topic, payload = new_command("siren.set", data)
+    assert topic == f"{P}/cmd/siren.set"
+    cmd = decode_command(KEY, topic, payload)
+    assert (cmd.type, cmd.data) == ("siren.set", data)
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"state": "on"}, "missing data field 'alarm_id'"),
+        ({"alarm_id": "t-1"}, "missing data field 'state'"),
+        ({"state": "blare", "alarm_id": "t-1"}, "field 'state'"),
+        ({"state": "on", "alarm_id": ""}, "field 'alarm_id'"),
+        ({"state": "on", "alarm_id": "x" * 257}, "field 'alarm_id'"),
+        ({"state": "on", "alarm_id": "t-1\r\n"}, "field 'alarm_id': expected printable"),
+    ],
+    ids=["no-alarm", "no-state", "state", "empty-id", "long-id", "crlf-id"],
+)
+def test_siren_set_errors_name_the_field(data: dict[str, Any], match: str):
+    with pytest.raises(SchemaError, match=match):
+        check_command_data("siren.set", data)
