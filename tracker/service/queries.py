@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from protocol.timefmt import format_ts
@@ -59,11 +59,14 @@ def where_is(session: Session, tag_or_number: str) -> list[dict[str, Any]]:
     is, None while on loan), ``home``, ``holder`` and the open ``loan`` (or None). An
     empty list when nothing matches."""
     key = tag_or_number.strip()
-    rows = session.execute(_WHERE.where(m.Document.tag == key.upper())).all()
-    if not rows:
-        rows = session.execute(
-            _WHERE.where(m.Document.number == key).order_by(m.Document.copy_no)
-        ).all()
+    tag = key.upper()
+    # One round trip: both indexes (the tag's, and number + copy's), then the tag wins.
+    found = session.execute(
+        _WHERE.where(or_(m.Document.tag == tag, m.Document.number == key)).order_by(
+            m.Document.copy_no
+        )
+    ).all()
+    rows = [r for r in found if r.tag == tag] or [r for r in found if r.number == key]
     return [
         {
             "number": number,
