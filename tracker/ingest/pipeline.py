@@ -663,7 +663,10 @@ class Processor:
             )
         )
         log.warning("refused a message on %r: %s", msg.topic[:200], reason[:200])
-        key = f"forged:{who}"
+        # One limit per room the topic names, and one for every unknown room together:
+        # room and controller names in a forgery are the sender's to choose, and an alarm
+        # per invented name would let a flood flood the ledger.
+        key = f"forged:room:{mem.id}" if mem is not None else "forged:unknown-room"
         last = self._forged_last.get(key)
         if rules.rate_limited(last, msg.received, FORGED_EVERY):
             return
