@@ -157,6 +157,14 @@ def add_parsers(sub: Any) -> None:
     p = au.add_parser("head", help="print the entry count and head hash, for anchoring")
     _db(p)
     p.set_defaults(run=cmd_audit_head)
+    p = au.add_parser("log", help="the audit entries, oldest first (one JSON object a line)")
+    p.add_argument("--entity", help="room, cabinet, person, badge, document, loan, alarm, incident")
+    p.add_argument("--key", help="the entity's key (its id)")
+    p.add_argument(
+        "--document", help="every entry about one document (tag or number) and its loans"
+    )
+    _db(p)
+    p.set_defaults(run=cmd_audit_log)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -363,4 +371,13 @@ def cmd_audit_head(args: argparse.Namespace) -> int:
 
     count, digest = _read(args, head)
     print(f"{count} {digest}")
+    return 0
+
+
+def cmd_audit_log(args: argparse.Namespace) -> int:
+    from tracker.store.audit import entries
+
+    _read(
+        args, lambda s: _emit(entries(s, entity=args.entity, key=args.key, document=args.document))
+    )
     return 0

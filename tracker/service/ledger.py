@@ -277,9 +277,9 @@ class DocumentIn:
                 raise _FieldError(name, "missing")
             return v
 
-        number, title = need("number"), need("title")
+        number, title, level_text = need("number"), need("title"), need("classification")
         try:
-            level = Level.parse(need("classification"))
+            level = Level.parse(level_text)
         except ValueError as exc:
             raise _FieldError("classification", str(exc)) from None
         tag = need("tag").upper()
@@ -317,7 +317,8 @@ class DocumentIn:
             v = str(raw.get(key) or "").strip()
             if v:
                 try:
-                    date.fromisoformat(v)
+                    # stored as YYYY-MM-DD whatever ISO form was typed (20261231, 2026-W53-4)
+                    v = date.fromisoformat(v).isoformat()
                 except ValueError:
                     raise _FieldError(key, f"{v!r} is not a date YYYY-MM-DD") from None
             dates[key] = v or None
@@ -380,6 +381,13 @@ def read_delivery(path: Path) -> list[tuple[int, DocumentIn]]:
     except UnicodeDecodeError as exc:
         raise LedgerError(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _rows(path, reader)
+    except csv.Error as exc:  # a field over the csv module's limit, say
+        raise LedgerError(f"{path}: line {reader.reader.line_num}: {exc}") from None
+
+
+def _rows(path: Path, reader: csv.DictReader[str]) -> list[tuple[int, DocumentIn]]:
     header = [h.strip() for h in (reader.fieldnames or [])]
     if not header:
         raise LedgerError(f"{path}: empty file: the first line must name the columns")
@@ -388,6 +396,9 @@ def read_delivery(path: Path) -> list[tuple[int, DocumentIn]]:
         raise LedgerError(
             f"{path}: line 1: unknown columns {unknown}; known: {', '.join(CSV_COLUMNS)}"
         )
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise LedgerError(f"{path}: line 1: columns named twice {twice}")
     missing = [c for c in CSV_REQUIRED if c not in header]
     if missing:
         raise LedgerError(f"{path}: line 1: missing columns {missing}")

@@ -174,7 +174,7 @@ def verify(session: Session) -> Verdict:
                 f"entry {e.id} does not follow entry "
                 f"{e.id - 1} (its prev hash differs): reordered or inserted",
             )
-        if entry_hash(prev, _fields(e)) != e.hash:
+        if _hash_of(prev, e) != e.hash:
             return Verdict(False, count, prev, e.id, f"entry {e.id} was altered (hash mismatch)")
         latest[(e.entity, e.entity_key)] = (e.id, e.after)
         prev, expected, count = e.hash, expected + 1, count + 1
@@ -194,7 +194,7 @@ def verify(session: Session) -> Verdict:
                     f"{entity} {key[1]} has no audit entry: written behind the tracker's back",
                 )
             entry_id, after = last
-            if after is None or json.loads(after) != _normal(snapshot(row)):
+            if after is None or _loads(after) != _normal(snapshot(row)):
                 return Verdict(
                     False,
                     count,
@@ -225,5 +225,80 @@ def verify(session: Session) -> Verdict:
     return Verdict(True, count, prev)
 
 
+def _hash_of(prev: str, e: AuditEntry) -> str | None:
+    """The entry's hash, or None when a field holds what no entry can (a blob, a float:
+    written by hand)."""
+    try:
+        return entry_hash(prev, _fields(e))
+    except (TypeError, ValueError):
+        return None
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return _UNREADABLE_ENTRY
+
+
 def _normal(snap: dict[str, Any]) -> Any:
-    return json.loads(canonical(snap))
+    """The row as JSON, or a marker matching nothing when a column holds what the tracker
+    never writes (a blob, a float: edited by hand)."""
+    try:
+        return json.loads(canonical(snap))
+    except (TypeError, ValueError):
+        return _UNREADABLE
+
+
+_UNREADABLE = object()
+_UNREADABLE_ENTRY = object()
+
+
+def entries(
+    session: Session,
+    *,
+    entity: str | None = None,
+    key: str | None = None,
+    document: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Audit entries as dicts, oldest first; ``document`` (a tag or a number) selects the
+    entries of that document and of its loans."""
+    from tracker.store.models import Document, Loan
+
+    stmt = select(AuditEntry).order_by(AuditEntry.id)
+    if document is not None:
+        ids = [
+            str(i)
+            for i in session.scalars(
+                select(Document.id).where(
+                    (Document.tag == document.upper()) | (Document.number == document)
+                )
+            )
+        ]
+        loans = [
+            str(i)
+            for i in session.scalars(
+                select(Loan.id).where(Loan.document_id.in_([int(i) for i in ids]))
+            )
+        ]
+        stmt = stmt.where(
+            ((AuditEntry.entity == "document") & AuditEntry.entity_key.in_(ids))
+            | ((AuditEntry.entity == "loan") & AuditEntry.entity_key.in_(loans))
+        )
+    if entity is not None:
+        stmt = stmt.where(AuditEntry.entity == entity)
+    if key is not None:
+        stmt = stmt.where(AuditEntry.entity_key == key)
+    for e in session.scalars(stmt.execution_options(yield_per=1000)):
+        yield {
+            "id": e.id,
+            "ts": e.ts,
+            "actor": e.actor,
+            "action": e.action,
+            "entity": e.entity,
+            "key": e.entity_key,
+            "before": json.loads(e.before) if e.before else None,
+            "after": json.loads(e.after) if e.after else None,
+            "reason": e.reason,
+            "hash": e.hash,
+        }
