@@ -293,7 +293,7 @@ def cmd_badge_add(args: argparse.Namespace) -> int:
 
 
 def cmd_document_add(args: argparse.Namespace) -> int:
-    from tracker.service.ledger import DocumentIn, LedgerError
+    from tracker.service.ledger import DocumentIn, FieldError, LedgerError
 
     try:
         doc = DocumentIn.build(
@@ -310,8 +310,8 @@ def cmd_document_add(args: argparse.Namespace) -> int:
             declassify_on=args.declassify_on,
             return_by=args.return_by,
         )
-    except LedgerError as exc:
-        raise LedgerError(f"--{str(exc).replace('_', '-')}") from None
+    except FieldError as exc:  # named as the option that was typed
+        raise LedgerError(f"--{exc.field.replace('_', '-')}: {exc.why}") from None
     _emit([_ledger(args).document_add(doc)])
     return 0
 

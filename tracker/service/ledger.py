@@ -274,26 +274,26 @@ class DocumentIn:
         def need(name: str) -> str:
             v = str(raw.get(name) or "").strip()
             if not v:
-                raise _FieldError(name, "missing")
+                raise FieldError(name, "missing")
             return v
 
         number, title, level_text = need("number"), need("title"), need("classification")
         try:
             level = Level.parse(level_text)
         except ValueError as exc:
-            raise _FieldError("classification", str(exc)) from None
+            raise FieldError("classification", str(exc)) from None
         tag = need("tag").upper()
         if not _EPC.fullmatch(tag):
-            raise _FieldError("tag", f"{tag!r} is not an EPC in hex (8 to 64 digits)")
+            raise FieldError("tag", f"{tag!r} is not an EPC in hex (8 to 64 digits)")
         cabinet = need("cabinet")
         if cabinet.count("/") != 2:
-            raise _FieldError("cabinet", f"{cabinet!r}: expected SITE/ROOM/CABINET")
+            raise FieldError("cabinet", f"{cabinet!r}: expected SITE/ROOM/CABINET")
         copy_no, copies = 1, 1
         copy = str(raw.get("copy") or "").strip()
         if copy:
             mt = re.fullmatch(r"(\d{1,5})/(\d{1,5})", copy)
             if not mt or not 1 <= int(mt[1]) <= int(mt[2]):
-                raise _FieldError("copy", f"{copy!r}: expected K/N with 1 <= K <= N")
+                raise FieldError("copy", f"{copy!r}: expected K/N with 1 <= K <= N")
             copy_no, copies = int(mt[1]), int(mt[2])
         scope_raw = raw.get("scope") or ()
         if isinstance(scope_raw, str):
@@ -301,7 +301,7 @@ class DocumentIn:
         try:
             scope = tuple(Scope.parse(x.strip()) for x in scope_raw)
         except ValueError as exc:
-            raise _FieldError("scope", str(exc)) from None
+            raise FieldError("scope", str(exc)) from None
         period = raw.get("period")
         if isinstance(period, str):
             period = period.strip() or None
@@ -309,9 +309,9 @@ class DocumentIn:
             try:
                 period = int(period)
             except ValueError:
-                raise _FieldError("period", f"{period!r} is not a number of years") from None
+                raise FieldError("period", f"{period!r} is not a number of years") from None
             if not 1 <= period <= 100:
-                raise _FieldError("period", "years from 1 to 100")
+                raise FieldError("period", "years from 1 to 100")
         dates = {}
         for key in ("declassify_on", "return_by"):
             v = str(raw.get(key) or "").strip()
@@ -320,13 +320,13 @@ class DocumentIn:
                     # stored as YYYY-MM-DD whatever ISO form was typed (20261231, 2026-W53-4)
                     v = date.fromisoformat(v).isoformat()
                 except ValueError:
-                    raise _FieldError(key, f"{v!r} is not a date YYYY-MM-DD") from None
+                    raise FieldError(key, f"{v!r} is not a date YYYY-MM-DD") from None
             dates[key] = v or None
         flag = raw.get("no_copying")
         if isinstance(flag, str):
             low = flag.strip().lower()
             if low not in ("", "0", "1", "true", "false", "yes", "no", "是", "否"):
-                raise _FieldError("no_copying", f"{flag!r}: use true/false (or 是/否)")
+                raise FieldError("no_copying", f"{flag!r}: use true/false (or 是/否)")
             flag = low in ("1", "true", "yes", "是")
         issuer = str(raw.get("issuer") or "").strip() or None
         return cls(
@@ -346,7 +346,9 @@ class DocumentIn:
         )
 
 
-class _FieldError(LedgerError):
+class FieldError(LedgerError):
+    """One field of a document that cannot be used: which field, and why."""
+
     def __init__(self, field: str, why: str) -> None:
         super().__init__(f"{field}: {why}")
         self.field = field
@@ -412,7 +414,7 @@ def _rows(path: Path, reader: csv.DictReader[str]) -> list[tuple[int, DocumentIn
             continue
         try:
             out.append((line, DocumentIn.build(**rec)))
-        except _FieldError as exc:
+        except FieldError as exc:
             raise LedgerError(f"{path}: line {line}, column {exc.field!r}: {exc.why}") from None
     if not out:
         raise LedgerError(f"{path}: no rows to import")
