@@ -683,7 +683,7 @@ class Run:
             go.set()
             pubs = self.collect(procs, out)
             wait_until(
-                lambda: sampler.last() >= total, max(120.0, total / 500), "the flood's rows", 0.05
+                lambda: sampler.last() >= total, max(120.0, total / 100), "the flood's rows", 0.05
             )
         b_stop.set()
         bstats = b_out.get(timeout=60)
@@ -777,7 +777,7 @@ class Run:
                 pubs = self.collect(procs, out)
                 expected = total + len(lat)
                 wait_until(
-                    lambda: sampler.last() >= expected, max(60.0, total / 500), "loaded rows", 0.05
+                    lambda: sampler.last() >= expected, max(60.0, total / 100), "loaded rows", 0.05
                 )
         finally:
             poller.close()
