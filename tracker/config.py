@@ -89,7 +89,7 @@ class TrackerConfig:
     unlock_s: int = 20
     command_ttl_s: int = 60
     allow_uid_only: bool = False
-    batch_max: int = 1000
+    batch_max: int = 200  # bounds how long an alarm can wait behind bulk events
     source: Path | None = None
 
     def with_overrides(self, *, broker: str | None, db: str | None) -> TrackerConfig:

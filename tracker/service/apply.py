@@ -54,8 +54,8 @@ def apply_event(w: Writer, room: m.Room, ev: Event, cfg: Rules) -> None:
     data = ev.data
     t = ev.type
     if t in ("tag.departed", "tag.arrived", "tag.seen", "badge.presented"):
-        cabs = facts.RoomCabinets(s, room)
-        key_of = facts.Keys(s).key_of
+        cabs = facts.room_cabinets(s, room)
+        key_of = facts.keys(s).key_of
         if t == "badge.presented":
             _badge(w, room, ev, cfg, cabs, key_of, when)
             return
@@ -88,7 +88,7 @@ def apply_event(w: Writer, room: m.Room, ev: Event, cfg: Rules) -> None:
                     closing=closing_for(cfg.calendar, when),
                     days=cfg.loan_days,
                 )
-        cabinet_ids = {k: c.id for k, c in _all_cabinets(s, key_of).items()}
+        cabinet_ids = facts.cabinet_ids(s)
         if w.execute(room, decisions, cabinet_ids=cabinet_ids, event_id=ev.id, when=when):
             queue_policy(w, room, cfg, force=False)
     elif t == "alarm.raised":
@@ -117,10 +117,6 @@ def apply_event(w: Writer, room: m.Room, ev: Event, cfg: Rules) -> None:
         cmd = s.get(m.Command, str(data["command_id"]))
         if cmd is not None and cmd.room_id == room.id:
             cmd.ok, cmd.error = bool(data["ok"]), data.get("error")
-
-
-def _all_cabinets(s: Session, key_of: dict[int, str]) -> dict[str, m.Cabinet]:
-    return {key_of[c.id]: c for c in s.scalars(select(m.Cabinet)) if c.id in key_of}
 
 
 def _badge(
@@ -171,8 +167,8 @@ def _locks(s: Session, room: m.Room, cabs: facts.RoomCabinets) -> frozenset[str]
 
 
 def room_policy(s: Session, room: m.Room, cfg: Rules, now: datetime) -> dict[str, Any]:
-    cabs = facts.RoomCabinets(s, room)
-    key_of = facts.Keys(s).key_of
+    cabs = facts.room_cabinets(s, room)
+    key_of = facts.keys(s).key_of
     docs = facts.docs_in_cabinets(s, list(cabs.by_id), key_of)
     return rules.room_policy(
         cabinets={c.name: docs[c.id] for c in cabs.by_id.values()},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,6 +42,36 @@ class Keys:
 
     def get(self, cabinet_id: int | None) -> str | None:
         return None if cabinet_id is None else self.key_of.get(cabinet_id)
+
+
+def _per_transaction(session: Session, name: str, make: Any) -> Any:
+    """``make()`` once per transaction: cabinets and rooms do not change while an
+    event is applied, and the ingest applies a thousand events in one transaction."""
+    tx = session.get_transaction()
+    cache = session.info.setdefault("ironroom.cache", {})
+    hit = cache.get(name)
+    if hit is not None and hit[0] is tx:
+        return hit[1]
+    value = make()
+    cache[name] = (tx, value)
+    return value
+
+
+def keys(session: Session) -> Keys:
+    return _per_transaction(session, "keys", lambda: Keys(session))  # type: ignore[no-any-return]
+
+
+def room_cabinets(session: Session, room: m.Room) -> RoomCabinets:
+    return _per_transaction(  # type: ignore[no-any-return]
+        session, f"cabinets:{room.id}", lambda: RoomCabinets(session, room)
+    )
+
+
+def cabinet_ids(session: Session) -> dict[str, int]:
+    """Cabinet key -> id, every cabinet."""
+    return _per_transaction(  # type: ignore[no-any-return]
+        session, "cabinet_ids", lambda: {k: i for i, k in keys(session).key_of.items()}
+    )
 
 
 def person(row: m.Person) -> dm.Person:
