@@ -28,19 +28,28 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from _common import (  # bench/ is on the path: these run as scripts
+    BENCH_DIR,
+    PROJECT_DIR,
+    BenchError,
+    percentile,
+    project_python,
+    tail,
+    wait_until,
+)
+from _common import targets as targets_of
+
 from simulators.broker import BrokerError, MosquittoProcess, stop_process
 
 log = logging.getLogger("bench")
 
-BENCH_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = BENCH_DIR.parent
 #: Friday 27 November 2026, 23:00 in the example room's zone: a working day, outside its
 #: hours, so opening the door raises ``after_hours_open`` (a siren cause).
 NIGHT = "2026-11-27T23:00:00+08:00"
@@ -51,10 +60,6 @@ TARGETS: dict[str, tuple[str, float]] = {
     "m100_reads_per_s": (">=", 50_000.0),
     "bridge_rss_mb": ("<=", 60.0),
 }
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure what it set out to measure."""
 
 
 @dataclass(frozen=True)
@@ -99,13 +104,6 @@ QUICK = Plan(
 # -- small helpers ----------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def ms(ns: float) -> float:
     return round(ns / 1e6, 4)
 
@@ -116,23 +114,6 @@ def rate(count: int, elapsed_ns: int) -> float:
 
 def ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else float("nan")
-
-
-def wait_until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
-def project_python() -> str:
-    """The project's virtualenv interpreter (not resolved: the symlink is the venv)."""
-    venv = PROJECT_DIR / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
 
 
 def filesystem_of(path: Path) -> str:
@@ -152,13 +133,6 @@ def filesystem_of(path: Path) -> str:
     except OSError:
         pass
     return f"{best[1]} {best[2]} on {best[0] or '?'}"
-
-
-def tail(path: Path, chars: int = 2000) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")[-chars:]
-    except OSError:
-        return ""
 
 
 # -- processes: broker and acker ----------------------------------------------------------
@@ -831,17 +805,6 @@ def bench_rss(root: Path, plan: Plan, scenario: str, prefix: str) -> dict[str, A
 # -- main --------------------------------------------------------------------------------
 
 
-def targets(result: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, (op, limit) in TARGETS.items():
-        value = result.get(name)
-        met = None
-        if isinstance(value, int | float):
-            met = value <= limit if op == "<=" else value >= limit
-        out[name] = {"target": f"{op} {limit:g}", "value": value, "met": met}
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="IronRoom controller benchmark (one JSON line)")
     ap.add_argument("--quick", action="store_true", help="a short run (smoke tests)")
@@ -884,7 +847,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 1
     finally:
         result["bench_seconds"] = round(time.monotonic() - started, 1)
-        result["targets"] = targets(result)
+        result["targets"] = targets_of(result, TARGETS)
         if args.keep:
             log.info("kept %s", root)
         else:

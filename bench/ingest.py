@@ -41,12 +41,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from _common import (  # bench/ is on the path: these run as scripts
+    PROJECT_DIR,
+    BenchError,
+    percentile,
+    project_python,
+    tail,
+    wait_until,
+)
+from _common import targets as targets_of
+
 from simulators.broker import BrokerError, MosquittoProcess, stop_process
 
 log = logging.getLogger("bench.ingest")
 
-BENCH_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = BENCH_DIR.parent
 SITE = "bench"
 ALARM_ROOM = "alarms"
 EVT_FILTER = "ironroom/v1/+/+/evt/+"
@@ -62,10 +70,6 @@ TARGETS: dict[str, tuple[str, float]] = {
     "holdings_ms": ("<=", 5.0),
     "overdue_ms": ("<=", 5.0),
 }
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure what it set out to measure."""
 
 
 @dataclass(frozen=True)
@@ -137,38 +141,8 @@ TINY = Plan(
 # -- small helpers ----------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def r3(x: float) -> float:
     return round(x, 3)
-
-
-def wait_until(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(step)
-
-
-def project_python() -> str:
-    venv = PROJECT_DIR / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
-
-
-def tail(path: Path, chars: int = 2000) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")[-chars:]
-    except OSError:
-        return ""
 
 
 def windowed_rate(samples: list[tuple[float, int]], total: int) -> float:
@@ -1085,17 +1059,6 @@ def database(args: argparse.Namespace, root: Path) -> Iterator[str]:
                 )
 
 
-def targets(result: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, (op, limit) in TARGETS.items():
-        value = result.get(name)
-        met = None
-        if isinstance(value, int | float) and not math.isnan(value):
-            met = value <= limit if op == "<=" else value >= limit
-        out[name] = {"target": f"{op} {limit:g}", "value": value, "met": met}
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="IronRoom tracker benchmark (one JSON line)")
     size = ap.add_mutually_exclusive_group()
@@ -1171,7 +1134,7 @@ def main(argv: list[str] | None = None) -> int:
             if run.broker is not None:
                 run.broker.stop()
         result["bench_seconds"] = round(time.monotonic() - started, 1)
-        result["targets"] = targets(result)
+        result["targets"] = targets_of(result, TARGETS)
         if args.keep:
             log.info("kept %s", root)
         else:
