@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from protocol.timefmt import parse_ts
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SPAN = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})")
+_SPAN = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})", re.ASCII)
 
 
 class HoursError(ValueError):

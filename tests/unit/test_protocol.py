@@ -1552,3 +1552,18 @@ def test_siren_set_round_trip(state: str):
 def test_siren_set_errors_name_the_field(data: dict[str, Any], match: str):
     with pytest.raises(SchemaError, match=match):
         check_command_data("siren.set", data)
+
+
+def test_timestamps_take_ascii_digits_only() -> None:
+    """The timestamp grammar is ASCII: a full-width digit is not a digit on the wire."""
+    from protocol.errors import EnvelopeError
+    from protocol.timefmt import parse_ts
+
+    assert parse_ts("2026-11-27T23:10:05.250Z").microsecond == 250_000
+    for text in (
+        "２026-11-27T23:10:05.250Z",
+        "2026-11-27T23:10:05.25０Z",
+        "2026-02-29T00:00:00.000Z",
+    ):
+        with pytest.raises(EnvelopeError):
+            parse_ts(text)

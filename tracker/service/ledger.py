@@ -291,7 +291,7 @@ class DocumentIn:
         copy_no, copies = 1, 1
         copy = str(raw.get("copy") or "").strip()
         if copy:
-            mt = re.fullmatch(r"(\d{1,5})/(\d{1,5})", copy)
+            mt = re.fullmatch(r"([0-9]{1,5})/([0-9]{1,5})", copy)
             if not mt or not 1 <= int(mt[1]) <= int(mt[2]):
                 raise FieldError("copy", f"{copy!r}: expected K/N with 1 <= K <= N")
             copy_no, copies = int(mt[1]), int(mt[2])
