@@ -60,15 +60,17 @@ def apply_event(w: Writer, room: m.Room, ev: Event, cfg: Rules) -> None:
             _badge(w, room, ev, cfg, cabs, key_of, when)
             return
         epc = str(data["epc"])
-        row = s.scalars(select(m.Document).where(m.Document.tag == epc)).first()
+        row = facts.document_by_tag(s, epc)
         doc = facts.document(row, key_of) if row is not None else None
         reader = str(data["reader"])
         if t == "tag.seen":
+            # sessions matter only for a document on loan read at the desk (lateral pass)
+            lateral = doc is not None and doc.holder is not None and reader == "desk"
             decisions = rules.tag_seen(
                 doc=doc,
                 epc=epc,
                 reader=reader,
-                sessions=facts.live_sessions(s, room.id, when),
+                sessions=facts.live_sessions(s, room.id, when) if lateral else (),
                 passes=(),
                 now=when,
             )

@@ -74,6 +74,17 @@ def cabinet_ids(session: Session) -> dict[str, int]:
     )
 
 
+def document_by_tag(session: Session, epc: str) -> m.Document | None:
+    """The document bound to a tag. Tags are bound by the command line only, so within
+    one ingest transaction the answer holds; the row itself comes from the session, so
+    a move made earlier in the transaction is seen."""
+    ids: dict[str, int | None] = _per_transaction(session, "doc_by_tag", dict)
+    if epc not in ids:
+        ids[epc] = session.scalar(select(m.Document.id).where(m.Document.tag == epc))
+    doc_id = ids[epc]
+    return None if doc_id is None else session.get(m.Document, doc_id)
+
+
 def person(row: m.Person) -> dm.Person:
     return dm.Person(
         id=row.id,
