@@ -49,7 +49,7 @@ from tracker.clock import Clock
 from tracker.domain import rules
 from tracker.domain.calendar import closings_between
 from tracker.service import facts
-from tracker.service.apply import Rules, apply_event, live_row
+from tracker.service.apply import LEDGER_TYPES, Rules, apply_event, live_row
 from tracker.service.writer import Writer
 from tracker.store import models as m
 
@@ -493,11 +493,13 @@ class Processor:
     def _apply(
         self, s: Session, mem: RoomMem, ev: Event, msg: Message | None, done: _Batch
     ) -> None:
+        done.counts["applied"] += 1
+        if ev.type not in LEDGER_TYPES:
+            return
         room = mem_room(s, mem)
         w = Writer(s, actor="tracker", at=self.clock.now(), cause=f"event {ev.id}")
         apply_event(w, room, ev, self.rules)
         done.commands += w.commands
-        done.counts["applied"] += 1
 
     def _row(self, mem: RoomMem, ev: Event, msg: Message, *, applied: bool) -> dict[str, Any]:
         return {

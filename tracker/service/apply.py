@@ -46,6 +46,22 @@ def live_row(s: Session, room: m.Room) -> m.RoomLive:
     return live
 
 
+#: Event types that mean something for the ledger; the rest (sensor changes, locks,
+#: heartbeats) are kept in the events table only.
+LEDGER_TYPES = frozenset(
+    {
+        "tag.departed",
+        "tag.arrived",
+        "tag.seen",
+        "badge.presented",
+        "alarm.raised",
+        "alarm.cleared",
+        "controller.started",
+        "command.result",
+    }
+)
+
+
 def apply_event(w: Writer, room: m.Room, ev: Event, cfg: Rules) -> None:
     """What one event means for the ledger. Types with no ledger meaning (sensor changes,
     locks, heartbeats) are kept in the events table only."""
