@@ -76,13 +76,13 @@ def cabinet_ids(session: Session) -> dict[str, int]:
 
 def document_by_tag(session: Session, epc: str) -> m.Document | None:
     """The document bound to a tag. Tags are bound by the command line only, so within
-    one ingest transaction the answer holds; the row itself comes from the session, so
-    a move made earlier in the transaction is seen."""
-    ids: dict[str, int | None] = _per_transaction(session, "doc_by_tag", dict)
-    if epc not in ids:
-        ids[epc] = session.scalar(select(m.Document.id).where(m.Document.tag == epc))
-    doc_id = ids[epc]
-    return None if doc_id is None else session.get(m.Document, doc_id)
+    one ingest transaction the answer holds; the row is held here for the transaction
+    (the session keeps rows weakly and would load it again for every event), and it is
+    the session's own object, so a move made earlier in the transaction is seen."""
+    rows: dict[str, m.Document | None] = _per_transaction(session, "doc_by_tag", dict)
+    if epc not in rows:
+        rows[epc] = session.scalars(select(m.Document).where(m.Document.tag == epc)).first()
+    return rows[epc]
 
 
 def person(row: m.Person) -> dm.Person:
