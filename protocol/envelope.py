@@ -220,6 +220,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def parse_json(payload: bytes | str) -> dict[str, Any]:
     """Strict JSON object: UTF-8, no duplicate keys, no floats, NaN or Infinity."""
+    utf8 = isinstance(payload, bytes | bytearray)
     if isinstance(payload, bytes | bytearray):
         if len(payload) > MAX_PAYLOAD:
             raise EnvelopeError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
@@ -245,10 +246,14 @@ def parse_json(payload: bytes | str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise EnvelopeError("payload must be a JSON object")
     _check_depth(obj)
-    try:
-        canonical(obj)  # lone surrogates cannot be signed or stored
-    except UnicodeEncodeError:
-        raise EnvelopeError("payload holds text that is not valid Unicode") from None
+    # Lone surrogates cannot be signed or stored. Valid UTF-8 holds none, so only a
+    # \u escape can make one there: the (costly) full check runs when there is one,
+    # or when the caller handed in text (which may hold anything).
+    if not utf8 or "\\u" in payload:
+        try:
+            canonical(obj)
+        except UnicodeEncodeError:
+            raise EnvelopeError("payload holds text that is not valid Unicode") from None
     return obj
 
 
