@@ -115,6 +115,9 @@ _LOANS = select(
 ).join(m.Document, m.Document.id == m.Loan.document_id)
 
 
+_LEVEL_NAMES = {int(lv): lv.chinese for lv in Level}
+
+
 def _loan(row: Any) -> dict[str, Any]:
     person, opened, due, kind, number, copy_no, copies, tag, title, level = row
     return {
@@ -123,7 +126,7 @@ def _loan(row: Any) -> dict[str, Any]:
         "copy": f"{copy_no}/{copies}",
         "tag": tag,
         "title": title,
-        "classification": Level(level).chinese,
+        "classification": _LEVEL_NAMES[level],
         "opened": opened,
         "due": due,
         "kind": kind,
@@ -135,7 +138,8 @@ def holdings(session: Session, person_id: str) -> list[dict[str, Any]]:
     stmt = _LOANS.where(m.Loan.person_id == person_id, m.Loan.closed.is_(None)).order_by(
         m.Loan.due, m.Loan.id
     )
-    return [_loan(r) for r in session.execute(stmt)]
+    # Core rows (no ORM result processing): these listings can be long
+    return [_loan(r) for r in session.connection().execute(stmt)]
 
 
 def overdue(session: Session, now: datetime) -> list[dict[str, Any]]:
@@ -143,4 +147,5 @@ def overdue(session: Session, now: datetime) -> list[dict[str, Any]]:
     stmt = _LOANS.where(m.Loan.closed.is_(None), m.Loan.due < format_ts(now)).order_by(
         m.Loan.due, m.Loan.id
     )
-    return [_loan(r) for r in session.execute(stmt)]
+    # Core rows (no ORM result processing): these listings can be long
+    return [_loan(r) for r in session.connection().execute(stmt)]
