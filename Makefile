@@ -35,6 +35,8 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy protocol
 	$(VENV)/bin/mypy --ignore-missing-imports firmware_bridge devices/rfid
+	$(VENV)/bin/mypy tracker/domain
+	$(VENV)/bin/mypy --ignore-missing-imports tracker
 
 # Each benchmark prints one JSON line. BENCH_ARGS (e.g. --quick) goes to both; the
 # tracker's against PostgreSQL: .venv/bin/python bench/ingest.py --postgres (or --db URL).
