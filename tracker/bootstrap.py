@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -85,8 +86,8 @@ class Tracker:
     def _process(self, batch: list[Message], stop: threading.Event) -> None:
         self.processor.ingest(batch, stop)
 
-    def _guarded(self, fn: object, what: str) -> None:
+    def _guarded(self, fn: Callable[[], object], what: str) -> None:
         try:
-            fn()  # type: ignore[operator]
+            fn()
         except Exception:
             log.exception("%s failed; retrying at the next tick", what)

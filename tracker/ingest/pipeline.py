@@ -100,10 +100,6 @@ class Inbox:
             n = min(limit, len(self._bulk))
             return [self._bulk.popleft() for _ in range(n)]
 
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._alarms) + len(self._bulk)
-
 
 class Publisher:
     """What the worker needs of MQTT (the real one is :class:`tracker.ingest.mqtt.Link`)."""
@@ -142,7 +138,6 @@ class RoomMem:
     forged_last: datetime | None = None
     silent_alarm: str | None = None
     skew_alarm: str | None = None
-    state: tuple[str, str] | None = None  # (ts, data JSON) not yet written
 
 
 @dataclass
@@ -401,9 +396,9 @@ class Processor:
             except ProtocolError:
                 done.counts["refused.malformed"] += 1
                 return
-            mem.state = (str(state.get("ts")), json.dumps(state.get("data"), sort_keys=True))
-            live = live_row(s, mem_room(s, mem))
-            live.state, live.state_ts = mem.state[1], mem.state[0]
+            live = mem_live(s, mem)
+            live.state = json.dumps(state.get("data"), sort_keys=True)
+            live.state_ts = str(state.get("ts"))
             return
         try:
             ev = decode_event(mem.event_key, msg.topic, msg.payload)
@@ -450,7 +445,7 @@ class Processor:
         late = ev.seq <= bm.high  # fills a gap already skipped
         alarm = ev.type.startswith("alarm.")
         if late or alarm or ev.seq == bm.high + 1:
-            self._apply(s, mem, ev, msg, done)
+            self._apply(s, mem, ev, done)
             done.events.append(self._row(mem, ev, msg, applied=True))
             if not late and ev.seq == bm.high + 1:
                 bm.high = ev.seq
@@ -478,7 +473,7 @@ class Processor:
             else:
                 ev = self._decode_held(mem, boot, seq, payload)
                 if ev is not None:
-                    self._apply(s, mem, ev, None, done)
+                    self._apply(s, mem, ev, done)
                     done.marks.append((mem.id, mem.generation, boot, seq))
             bm.high = seq
         bm.gap_since = None if not bm.held else self.clock.monotonic()
@@ -490,9 +485,7 @@ class Processor:
             log.error("held event %s:%s:%s no longer verifies; skipped", mem.controller, boot, seq)
             return None
 
-    def _apply(
-        self, s: Session, mem: RoomMem, ev: Event, msg: Message | None, done: _Batch
-    ) -> None:
+    def _apply(self, s: Session, mem: RoomMem, ev: Event, done: _Batch) -> None:
         done.counts["applied"] += 1
         if ev.type not in LEDGER_TYPES:
             return

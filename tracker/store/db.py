@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, make_url
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -117,10 +117,3 @@ def migrate(engine: Engine) -> str:
 
 def _safe(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
-
-
-def is_migrated(engine: Engine) -> bool:
-    try:
-        return inspect(engine).has_table("audit")
-    except OperationalError as exc:
-        raise StoreError(f"cannot open {_safe(engine)}: {exc.orig}") from None
