@@ -148,6 +148,10 @@ def add_parsers(sub: Any) -> None:
     _db(p)
     p.set_defaults(run=cmd_events)
 
+    from tracker.commands import add_parsers as add_workflow_parsers
+
+    add_workflow_parsers(lg, sub)
+
     au = sub.add_parser("audit", help="the audit chain").add_subparsers(
         dest="audit", required=True, metavar="ACTION"
     )

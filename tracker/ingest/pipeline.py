@@ -48,7 +48,7 @@ from protocol.topics import parse_topic
 from tracker.clock import Clock
 from tracker.domain import rules
 from tracker.domain.calendar import closings_between
-from tracker.service import facts
+from tracker.service import facts, workflows
 from tracker.service.apply import LEDGER_TYPES, Rules, apply_event, live_row
 from tracker.service.writer import Writer
 from tracker.store import models as m
@@ -701,8 +701,14 @@ class Processor:
                     self._silent(s, mem, why, done)
                 if mem.offset is not None:
                     self._closing(s, mem, now + mem.offset, done)
+            room_now = {
+                i: now + (mem.offset if mem.offset is not None else timedelta(0))
+                for i, mem in self.by_id.items()
+            }
+            done.commands += workflows.on_tick(s, now, room_now, self.rules)
             self._write_events(s, done)
         self._after_commit(done)
+        workflows.after_commit(self.sessions, now, self.rules)
         self.publish_commands(None)
 
     def _reload_if_changed(self, s: Session) -> None:

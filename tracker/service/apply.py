@@ -19,7 +19,7 @@ from protocol.timefmt import parse_ts
 from tracker.domain import rules
 from tracker.domain.calendar import closing_for
 from tracker.domain.levels import Level
-from tracker.service import facts
+from tracker.service import facts, workflows
 from tracker.service.writer import Writer
 from tracker.store import models as m
 
@@ -63,8 +63,14 @@ LEDGER_TYPES = frozenset(
 
 
 def apply_event(w: Writer, room: m.Room, ev: Event, cfg: Rules) -> None:
-    """What one event means for the ledger. Types with no ledger meaning (sensor changes,
-    locks, heartbeats) are kept in the events table only."""
+    """What one event means for the ledger (then for each workflow: inventory answers,
+    witnesses' badges, ...). Types with no ledger meaning (sensor changes, locks,
+    heartbeats) are kept in the events table only."""
+    _apply(w, room, ev, cfg)
+    workflows.on_event(w, room, ev, cfg, parse_ts(ev.ts))
+
+
+def _apply(w: Writer, room: m.Room, ev: Event, cfg: Rules) -> None:
     s = w.s
     when = parse_ts(ev.ts)
     data = ev.data

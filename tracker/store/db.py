@@ -104,15 +104,15 @@ def migrate(engine: Engine) -> str:
     from alembic.script import ScriptDirectory
 
     cfg = alembic_config(engine)
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    heads = set(ScriptDirectory.from_config(cfg).get_heads())
     try:
         with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-        if current != head:
-            command.upgrade(cfg, "head")
+            current = set(MigrationContext.configure(conn).get_current_heads())
+        if current != heads:
+            command.upgrade(cfg, "heads")
     except OperationalError as exc:
         raise StoreError(f"cannot migrate {_safe(engine)}: {exc.orig}") from None
-    return head or ""
+    return "+".join(sorted(heads))
 
 
 def _safe(engine: Engine) -> str:

@@ -1,0 +1,9 @@
+"""``ironroom ledger`` commands: handover."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def add_parsers(ledger: Any, top: Any) -> None:
+    """No commands yet."""
