@@ -47,9 +47,7 @@ def on_event(w: Writer, room: m.Room, ev: Event, cfg: Rules, when: datetime) -> 
         handler(w, room, ev, cfg, when)
 
 
-def on_tick(
-    s: Session, now: datetime, room_now: dict[int, datetime], cfg: Rules
-) -> list[str]:
+def on_tick(s: Session, now: datetime, room_now: dict[int, datetime], cfg: Rules) -> list[str]:
     commands: list[str] = []
     for handler in tick_handlers():
         commands += handler(s, now, room_now, cfg)
