@@ -62,6 +62,9 @@ class MqttSettings:
     key_file: Path | None = None
     keepalive_s: int = 30
     session_expiry_s: int = 7 * 24 * 3600
+    #: "5" (a persistent MQTT 5 session) or "3.1.1" (clean_session false), for a broker
+    #: that speaks only 3.1.1 such as the demo's embedded amqtt
+    protocol: str = "5"
 
     def parts(self) -> tuple[str, int, bool, str | None, str | None]:
         """``(host, port, tls, username, password)``; the password file wins."""
@@ -221,9 +224,16 @@ def _build(data: dict[str, Any], source: Path | None) -> TrackerConfig:
             "key_file",
             "keepalive_s",
             "session_expiry_s",
+            "protocol",
         },
     )
     mq: dict[str, Any] = {}
+    if "protocol" in m:
+        if m["protocol"] not in ("5", "3.1.1"):
+            raise TrackerConfigError(
+                f'mqtt.protocol: expected "5" or "3.1.1", got {m["protocol"]!r}'
+            )
+        mq["protocol"] = m["protocol"]
     for key in ("broker", "client_id", "username"):
         if key in m:
             if not isinstance(m[key], str) or not m[key]:

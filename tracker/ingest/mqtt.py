@@ -46,10 +46,13 @@ class Link(Publisher):
         self._warned = False
         host, port, tls, user, password = settings.parts()
         self._host, self._port = host, port
+        self._v5 = settings.protocol == "5"
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+            # 3.1.1: the persistent session is clean_session=False
+            clean_session=None if self._v5 else False,
             manual_ack=True,
         )
         self.client.max_inflight_messages_set(1000)
@@ -73,16 +76,19 @@ class Link(Publisher):
         self.subscribed = threading.Event()
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.settings.session_expiry_s
-        props.MaximumPacketSize = MAX_PACKET
-        self.client.connect_async(
-            self._host,
-            self._port,
-            keepalive=self.settings.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
+        if self._v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.settings.session_expiry_s
+            props.MaximumPacketSize = MAX_PACKET
+            self.client.connect_async(
+                self._host,
+                self._port,
+                keepalive=self.settings.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        else:
+            self.client.connect_async(self._host, self._port, keepalive=self.settings.keepalive_s)
         self.client.loop_start()
 
     def stop(self) -> None:
