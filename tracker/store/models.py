@@ -289,6 +289,47 @@ class AuditEntry(Base):
     __table_args__ = (Index("audit_entity", "entity", "entity_key"),)
 
 
+# -- approvals: requests for copying, carrying out, extended hours, destruction ----------
+
+
+class Request(Base):
+    """A request (申请) that an approver decides: ``copy`` (复印), ``carry-out`` (携带外出),
+    ``hours`` (extended hours) or ``destroy`` (销毁). ``state``: ``pending``, then
+    ``approved``, ``refused`` or ``expired``; an approved request that has been carried
+    out becomes ``done``. ``starts``/``ends`` bound a carry-out pass or an hours grant."""
+
+    __tablename__ = "requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    requester_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[str] = mapped_column(TS)
+    expires: Mapped[str] = mapped_column(TS)  # a pending request expires then
+    copies: Mapped[int | None] = mapped_column(Integer)  # copy: how many
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id"))  # hours
+    starts: Mapped[str | None] = mapped_column(TS)
+    ends: Mapped[str | None] = mapped_column(TS)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided: Mapped[str | None] = mapped_column(TS)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    done: Mapped[str | None] = mapped_column(TS)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("requests_state", "state", "kind"),)
+
+
+class RequestItem(Base):
+    """A document a request is about (``role`` ``subject``), or a copy registered under an
+    approved copy request (``role`` ``copy``)."""
+
+    __tablename__ = "request_items"
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="subject")
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("request_items_document", "document_id"),)
+
+
 #: Tables whose rows the audit chain covers, by the entity name used in entries.
 AUDITED: dict[str, type[Base]] = {
     "room": Room,
@@ -299,4 +340,6 @@ AUDITED: dict[str, type[Base]] = {
     "loan": Loan,
     "alarm": Alarm,
     "incident": Incident,
+    "request": Request,
+    "request_item": RequestItem,
 }
