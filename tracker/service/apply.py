@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from protocol.canonical import canonical
 from protocol.envelope import Event
 from protocol.hours import Calendar, is_working_time
-from protocol.timefmt import parse_ts
-from tracker.domain import rules
+from protocol.timefmt import format_ts, parse_ts
+from tracker.domain import approvals, rules
 from tracker.domain.calendar import closing_for
 from tracker.domain.levels import Level
 from tracker.service import facts, workflows
@@ -93,7 +93,10 @@ def _apply(w: Writer, room: m.Room, ev: Event, cfg: Rules) -> None:
                 epc=epc,
                 reader=reader,
                 sessions=facts.live_sessions(s, room.id, when) if lateral else (),
-                passes=(),
+                # approved carry-out passes matter only at the portal
+                passes=facts.carry_out_passes(s, when)
+                if reader == "portal" and doc is not None
+                else (),
                 now=when,
             )
         else:
@@ -172,12 +175,18 @@ def _badge(
         person=person,
         cabinets={cabs.key_of[c.id]: (c.name, docs[c.id]) for c in covered},
         locked_cabinets=_locks(s, room, cabs),
-        working=is_working_time(cfg.calendar, when),
+        working=is_working_time(cfg.calendar, when) or _granted(s, room, when),
         blocked=facts.blocked_people(s, when).get(person.id) if person else None,
         session_s=cfg.session_s,
         unlock_s=cfg.unlock_s,
     )
     w.execute(room, rules.badge_presented(ctx, when), cabinet_ids={}, event_id=ev.id, when=when)
+
+
+def _granted(s: Session, room: m.Room, when: datetime) -> bool:
+    """Inside an approved extended-hours grant for the room (DOMAIN.md rule 14)."""
+    grants = facts.hours_grants(s, room.id) or []
+    return approvals.in_grant((approvals.Grant(a, b) for a, b in grants), when)
 
 
 def _locks(s: Session, room: m.Room, cabs: facts.RoomCabinets) -> frozenset[str]:
@@ -194,11 +203,16 @@ def room_policy(s: Session, room: m.Room, cfg: Rules, now: datetime) -> dict[str
     cabs = facts.room_cabinets(s, room)
     key_of = facts.keys(s).key_of
     docs = facts.docs_in_cabinets(s, list(cabs.by_id), key_of)
+    calendar = cfg.policy_calendar
+    grants = facts.hours_grants(s, room.id, ending_after=now)
+    if grants is not None:  # extended hours granted for the room: the controller's too
+        extended = [{"start": format_ts(a), "end": format_ts(b)} for a, b in grants]
+        calendar = {**calendar, "extended": extended}
     return rules.room_policy(
         cabinets={c.name: docs[c.id] for c in cabs.by_id.values()},
         people=facts.people(s),
         badges=facts.badge_map(s),
-        calendar=cfg.policy_calendar,
+        calendar=calendar,
         blocked=frozenset(facts.blocked_people(s, now)),
     )
 

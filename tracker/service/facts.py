@@ -186,3 +186,56 @@ def blocked_people(session: Session, now: datetime) -> dict[str, str]:
     for pid, number in rows:
         out.setdefault(pid, f"{pid} holds an overdue item ({number})")
     return out
+
+
+# -- approvals: carry-out passes and extended-hours grants --------------------------------
+
+
+def carry_out_passes(session: Session, when: datetime) -> tuple[dm.Pass, ...]:
+    """Approved carry-out passes (携带外出) whose time box holds ``when``."""
+    ts = format_ts(when)
+    rows = session.execute(
+        select(m.Request.id, m.Request.requester_id, m.Request.starts, m.Request.ends)
+        .where(
+            m.Request.kind == "carry-out",
+            m.Request.state == "approved",
+            m.Request.starts <= ts,
+            m.Request.ends > ts,
+        )
+        .order_by(m.Request.id)
+    ).all()
+    if not rows:
+        return ()
+    docs: dict[int, set[int]] = {}
+    for rid, did in session.execute(
+        select(m.RequestItem.request_id, m.RequestItem.document_id).where(
+            m.RequestItem.request_id.in_([r[0] for r in rows]), m.RequestItem.role == "subject"
+        )
+    ):
+        docs.setdefault(rid, set()).add(did)
+    return tuple(
+        dm.Pass(pid, frozenset(docs.get(rid, ())), parse_ts(start), parse_ts(end))
+        for rid, pid, start, end in rows
+    )
+
+
+def hours_grants(
+    session: Session, room_id: int, *, ending_after: datetime | None = None
+) -> list[tuple[datetime, datetime]] | None:
+    """A room's approved extended-hours grants ``(start, end)``, oldest first (those that
+    end after ``ending_after`` when given); None when the room never had one."""
+    rows = session.execute(
+        select(m.Request.starts, m.Request.ends)
+        .where(
+            m.Request.kind == "hours",
+            m.Request.room_id == room_id,
+            m.Request.state.in_(("approved", "done")),
+        )
+        .order_by(m.Request.starts, m.Request.id)
+    ).all()
+    if not rows:
+        return None
+    out = [(parse_ts(a), parse_ts(b)) for a, b in rows if a and b]
+    if ending_after is not None:
+        out = [g for g in out if g[1] > ending_after]
+    return out

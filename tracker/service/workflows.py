@@ -35,7 +35,9 @@ def event_handlers() -> Sequence[EventHandler]:
 
 
 def tick_handlers() -> Sequence[TickHandler]:
-    return ()
+    from tracker.service import requests
+
+    return (requests.expire_pending,)
 
 
 def after_commit_handlers() -> Sequence[AfterCommit]:
