@@ -1,0 +1,246 @@
+"""One function per report: a read-only session in, a :class:`Report` out."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from protocol.timefmt import parse_ts
+from tracker.domain.levels import Level
+from tracker.reports import Column, Meta, Report
+from tracker.reports import cells as c
+from tracker.service import facts
+from tracker.store import audit
+from tracker.store import models as m
+
+
+def meta(s: Session, now: datetime) -> Meta:
+    rooms = tuple(
+        f"{r.site}/{r.room}" for r in s.scalars(select(m.Room).order_by(m.Room.site, m.Room.room))
+    )
+    count, head = audit.head(s)
+    return Meta(generated=now, rooms=rooms, audit_count=count, audit_head=head)
+
+
+def _names(s: Session) -> dict[str, str]:
+    return {pid: name for pid, name in s.execute(select(m.Person.id, m.Person.name))}
+
+
+# -- 登记簿 register ---------------------------------------------------------------------
+
+REGISTER = (
+    Column("number", "文号", "Number"),
+    Column("title", "标题", "Title"),
+    Column("classification", "密级", "Classification"),
+    Column("copy", "份号", "Copy"),
+    Column("issuer", "发文机关", "Issuer"),
+    Column("period", "保密期限", "Secrecy period"),
+    Column("scope", "知悉范围", "Scope"),
+    Column("status", "状态", "Status"),
+    Column("cabinet", "所在柜", "Cabinet"),
+    Column("holder", "持有人", "Holder"),
+    Column("registered", "登记时间", "Registered"),
+)
+
+
+def register(s: Session, *, zone: ZoneInfo = c.ZONE) -> Report:
+    """Every document and copy, by number (numbers within it compared as numbers) then copy
+    number: where it is and who has it."""
+    keys = facts.Keys(s)
+    names = _names(s)
+    rows = []
+    docs = s.scalars(select(m.Document)).all()
+    for d in sorted(docs, key=lambda d: (c.natural(d.number), d.copy_no, d.id)):
+        rows.append(
+            (
+                d.number,
+                d.title,
+                Level(d.classification).chinese,
+                f"{d.copy_no}/{d.copies}",
+                d.issuer or "",
+                c.period(d.period_years, d.declassify_on),
+                ";".join(json.loads(d.scope)),
+                c.status(d.status),
+                keys.get(d.location_cabinet_id) or "",
+                c.person(d.holder_id, names),
+                c.when(d.registered, zone),
+            )
+        )
+    return Report("register", "登记簿", "Register", REGISTER, tuple(rows))
+
+
+# -- 借阅与催办 loans and overdue ----------------------------------------------------------
+
+OVERDUE = (
+    Column("number", "文号", "Number"),
+    Column("title", "标题", "Title"),
+    Column("classification", "密级", "Classification"),
+    Column("copy", "份号", "Copy"),
+    Column("borrower", "借阅人", "Borrower"),
+    Column("dept", "部门", "Department"),
+    Column("kind", "方式", "Kind"),
+    Column("opened", "借出时间", "Opened"),
+    Column("due", "应还时间", "Due"),
+    Column("overdue", "逾期", "Overdue"),
+)
+
+
+def overdue(s: Session, now: datetime, *, zone: ZoneInfo = c.ZONE) -> Report:
+    """Every open loan, soonest due first; the overdue ones marked (as of ``now``)."""
+    people = {p.id: p for p in s.scalars(select(m.Person))}
+    stmt = (
+        select(m.Loan, m.Document)
+        .join(m.Document, m.Document.id == m.Loan.document_id)
+        .where(m.Loan.closed.is_(None))
+        .order_by(m.Loan.due, m.Loan.id)
+    )
+    rows, marked = [], set()
+    for i, (ln, d) in enumerate(s.execute(stmt)):
+        days = c.overdue_days(parse_ts(ln.due), now)
+        if days is not None:
+            marked.add(i)
+        p = people.get(ln.person_id)
+        rows.append(
+            (
+                d.number,
+                d.title,
+                Level(d.classification).chinese,
+                f"{d.copy_no}/{d.copies}",
+                c.person(ln.person_id, {ln.person_id: p.name} if p else {}),
+                (p.dept or "") if p else "",
+                c.loan_kind(ln.kind),
+                c.when(ln.opened, zone),
+                c.when(ln.due, zone),
+                c.overdue_text(days),
+            )
+        )
+    notes = (
+        ("逾期 / Overdue", f"{len(marked)} / {len(rows)}"),
+        ("截至 / As of", c.moment(now, zone)),
+    )
+    return Report(
+        "overdue",
+        "借阅与逾期",
+        "Loans and overdue",
+        OVERDUE,
+        tuple(rows),
+        notes=notes,
+        marked=frozenset(marked),
+    )
+
+
+# -- 审计 audit ---------------------------------------------------------------------------
+
+AUDIT = (
+    Column("id", "序号", "Entry"),
+    Column("ts", "时间", "Time"),
+    Column("actor", "操作者", "Actor"),
+    Column("action", "操作", "Action"),
+    Column("entity", "对象", "Entity"),
+    Column("key", "编号", "Key"),
+    Column("change", "变更", "Change"),
+    Column("reason", "事由", "Reason"),
+    Column("hash", "哈希", "Hash"),
+)
+
+
+def audit_trail(s: Session, *, zone: ZoneInfo = c.ZONE) -> Report:
+    """Every audit entry, oldest first, with the chain's verification (DOMAIN.md rule
+    15): a broken chain is stated in the title block and its first bad entry marked."""
+    verdict = audit.verify(s)
+    rows, marked = [], set()
+    stmt = select(m.AuditEntry).order_by(m.AuditEntry.id).execution_options(yield_per=1000)
+    for i, e in enumerate(s.scalars(stmt)):
+        if verdict.bad_entry is not None and e.id == verdict.bad_entry:
+            marked.add(i)
+        rows.append(
+            (
+                str(e.id),
+                _when_or_raw(e.ts, zone),
+                e.actor,
+                e.action,
+                e.entity,
+                e.entity_key,
+                _change(e.before, e.after),
+                e.reason or "",
+                e.hash,
+            )
+        )
+    if verdict.ok:
+        result = f"通过 ok: {verdict.count} 条 entries, head {verdict.head}"
+    else:
+        where = f"entry {verdict.bad_entry}: " if verdict.bad_entry is not None else ""
+        result = f"失败 BROKEN at {where}{verdict.problem}"
+    return Report(
+        "audit",
+        "审计记录",
+        "Audit trail",
+        AUDIT,
+        tuple(rows),
+        notes=(("审计链校验 / Chain verification", result),),
+        marked=frozenset(marked),
+        ok=verdict.ok,
+    )
+
+
+def _change(before: str | None, after: str | None) -> str:
+    """The change an entry records; an entry edited by hand into something that is not
+    JSON is shown as stored (the report still prints what the chain holds)."""
+    try:
+        return c.changes(_loads(before), _loads(after))
+    except (TypeError, ValueError, AttributeError):
+        return f"{before} → {after}"
+
+
+def _loads(text: str | None) -> dict[str, Any] | None:
+    return None if not text else json.loads(text)
+
+
+def _when_or_raw(ts: str, zone: ZoneInfo) -> str:
+    try:
+        return c.when(ts, zone)
+    except (TypeError, ValueError):
+        return str(ts)
+
+
+def _cells(*values: Any) -> tuple[str, ...]:
+    return tuple("" if v is None else str(v) for v in values)
+
+
+# -- every report by name -----------------------------------------------------------------
+
+
+def inventory(s: Session, run_id: str | None, *, zone: ZoneInfo = c.ZONE) -> Report:
+    from tracker.service.ledger import LedgerError
+
+    raise LedgerError("the inventory report needs the inventory runs (清查): not built")
+
+
+def destruction(s: Session, *, zone: ZoneInfo = c.ZONE) -> Report:
+    from tracker.service.ledger import LedgerError
+
+    raise LedgerError("the destruction report needs the destruction records (销毁): not built")
+
+
+def build(
+    s: Session, name: str, now: datetime, *, run_id: str | None = None, zone: ZoneInfo = c.ZONE
+) -> tuple[Report, Meta]:
+    """The report called ``name`` and its title block, read in one snapshot."""
+    if name == "register":
+        report = register(s, zone=zone)
+    elif name == "overdue":
+        report = overdue(s, now, zone=zone)
+    elif name == "inventory":
+        report = inventory(s, run_id, zone=zone)
+    elif name == "destruction":
+        report = destruction(s, zone=zone)
+    elif name == "audit":
+        report = audit_trail(s, zone=zone)
+    else:
+        raise ValueError(f"no report called {name!r}")
+    return report, meta(s, now)
