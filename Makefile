@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 # vpcd virtual reader driver, what pyscard needs to build, and the PostgreSQL server the
 # tracker's tests run throwaway clusters of (binaries in /usr/lib/postgresql/<ver>/bin).
 DEBS := mosquitto mosquitto-clients pcscd vsmartcard-vpcd swig libpcsclite-dev postgresql
+# Headless Chromium loads and prints the HTML reports in their tests; the Noto CJK fonts
+# render their Chinese (without them a page prints boxes).
+DEBS += chromium fonts-noto-cjk
 PYTEST_ARGS ?=
 
 .PHONY: install debs demo test lint bench clean
