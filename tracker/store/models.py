@@ -330,6 +330,68 @@ class RequestItem(Base):
     __table_args__ = (Index("request_items_document", "document_id"),)
 
 
+# -- inventory (清查): sweeps of a room's cabinets reconciled with the ledger ---------------
+
+
+class InventoryRun(Base):
+    """One inventory of a room (清查): an ``inventory.run`` command per cabinet reader,
+    then the reconciliation. ``state``: ``running`` until every reader has answered or
+    the room's clock passed ``deadline``, then ``done``. ``started``, ``deadline`` and
+    ``finished`` are in the room's own time; ``readers`` (JSON list) are those asked,
+    ``not_read`` (JSON list) those that gave no tags (no answer, or refused)."""
+
+    __tablename__ = "inventory_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    started: Mapped[str] = mapped_column(TS)
+    deadline: Mapped[str] = mapped_column(TS)
+    finished: Mapped[str | None] = mapped_column(TS)
+    readers: Mapped[str] = mapped_column(Text, default="[]")
+    not_read: Mapped[str] = mapped_column(Text, default="[]")
+    summary: Mapped[str] = mapped_column(Text, default="{}")  # JSON: outcome -> count
+    requested_by: Mapped[str | None] = mapped_column(String(200))
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("inventory_runs_state", "state", "room_id"),)
+
+
+class InventoryRead(Base):
+    """One reader's part of a run: the command sent and what it answered (``tags``,
+    a JSON list, when ``ok``)."""
+
+    __tablename__ = "inventory_reads"
+    run_id: Mapped[int] = mapped_column(ForeignKey("inventory_runs.id"), primary_key=True)
+    reader: Mapped[str] = mapped_column(String(80), primary_key=True)
+    command_id: Mapped[str] = mapped_column(String(36), unique=True)
+    answered: Mapped[str | None] = mapped_column(TS)
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[str | None] = mapped_column(Text)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class InventoryItem(Base):
+    """One line of a run's report: a document or a tag and its ``outcome`` (``present``,
+    ``missing``, ``wrong_cabinet``, ``on_loan``, ``unknown_tag``, ``retired_tag``,
+    ``unchecked``); ``cabinet`` where it was read, ``home`` its home cabinet (keys
+    ``site/room/cabinet``); the document's status before and after the sweep."""
+
+    __tablename__ = "inventory_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("inventory_runs.id"))
+    outcome: Mapped[str] = mapped_column(String(16))
+    epc: Mapped[str | None] = mapped_column(String(128))
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    cabinet: Mapped[str | None] = mapped_column(String(100))
+    home: Mapped[str | None] = mapped_column(String(100))
+    status_before: Mapped[str | None] = mapped_column(String(16))
+    status_after: Mapped[str | None] = mapped_column(String(16))
+    holder_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("inventory_items_run", "run_id", "outcome"),)
+
+
 #: Tables whose rows the audit chain covers, by the entity name used in entries.
 AUDITED: dict[str, type[Base]] = {
     "room": Room,
@@ -342,4 +404,7 @@ AUDITED: dict[str, type[Base]] = {
     "incident": Incident,
     "request": Request,
     "request_item": RequestItem,
+    "inventory_run": InventoryRun,
+    "inventory_read": InventoryRead,
+    "inventory_item": InventoryItem,
 }
