@@ -10,6 +10,10 @@ Built-in scenarios (``ironroom sim room --scenario NAME``):
 ``after-hours-door``
     Friday 27 November 2026: the door opens at 23:10 and closes 30 s later.
     Expect ``after_hours_open``, the siren, and the alarm still latched afterwards.
+``carry-out``
+    Thursday 26 November 2026, folders carried past the portal reader (携带外出): folder 1
+    at 09:10 and folder 2 at 09:20 (both 机密), the 绝密 folder at 09:30, folder 1 again
+    at 13:00. The ledger decides which passages a carry-out pass covers.
 ``day``
     Thursday 26 November 2026: opening at 08:31; a badge at cabinet c1, the unlock, a
     folder out and the cabinet closed; a folder read at the desk; the folder back at
@@ -47,6 +51,8 @@ FOLDER_1 = "E28011700000020A1B2C3D01"
 FOLDER_2 = "E28011700000020A1B2C3D02"
 FOLDER_3 = "E28011700000020A1B2C3D03"
 DESK_TAG = "0A1B2C3D4E"
+#: the carry-out scenario's 绝密 folder
+FOLDER_TOP = "E28011700000020A1B2C3D04"
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,17 @@ SCENARIOS: dict[str, Scenario] = {
         steps=(
             Step("23:10:00", "open", "door"),
             Step("23:10:30", "close", "door"),
+        ),
+    ),
+    "carry-out": Scenario(
+        name="carry-out",
+        day="2026-11-26",
+        start="09:00:00",
+        steps=(
+            Step("09:10:00", "portal", "portal", FOLDER_1),
+            Step("09:20:00", "portal", "portal", FOLDER_2),
+            Step("09:30:00", "portal", "portal", FOLDER_TOP),
+            Step("13:00:00", "portal", "portal", FOLDER_1),
         ),
     ),
     "day": Scenario(
@@ -261,13 +278,16 @@ class ScenarioRunner:
                 lambda: step.value in ctl.present_tags(step.target),
                 f"{step.value} in {step.target}",
             )
-        elif step.action == "desk":
+        elif step.action in ("desk", "portal"):  # a tag read once by that reader
             sim = room.sims[step.target]
             sim.put(step.value)
-            self._wait(lambda: step.value in ctl.present_tags(step.target), "the desk to see it")
+            self._wait(
+                lambda: step.value in ctl.present_tags(step.target), f"the {step.action} to see it"
+            )
             sim.take(step.value)
             self._wait(
-                lambda: step.value not in ctl.present_tags(step.target), "it to leave the desk"
+                lambda: step.value not in ctl.present_tags(step.target),
+                f"it to leave the {step.action}",
             )
         elif step.action == "toggle":
             for _ in range(int(step.value)):
