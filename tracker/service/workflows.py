@@ -31,13 +31,15 @@ AfterCommit = Callable[[sessionmaker[Session], datetime, "Rules"], None]
 
 
 def event_handlers() -> Sequence[EventHandler]:
-    return ()
+    from tracker.service import inventory
+
+    return (inventory.on_event,)
 
 
 def tick_handlers() -> Sequence[TickHandler]:
-    from tracker.service import requests
+    from tracker.service import inventory, requests
 
-    return (requests.expire_pending,)
+    return (requests.expire_pending, inventory.on_tick)
 
 
 def after_commit_handlers() -> Sequence[AfterCommit]:
