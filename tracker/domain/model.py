@@ -8,7 +8,8 @@ from datetime import datetime
 from tracker.domain.levels import Level
 
 #: ``status`` of a document, as ``ironroom ledger show`` prints it.
-STATUSES = ("in_cabinet", "on_loan", "misplaced", "missing", "destroyed")
+#: ``returned``: given back to its issuer (清退), no longer in the ledger's custody.
+STATUSES = ("in_cabinet", "on_loan", "misplaced", "missing", "destroyed", "returned")
 
 #: The tracker's own alarms that sound the room's siren (``siren.set``): someone in the
 #: room is doing something wrong right now. The others (``forged_message``,

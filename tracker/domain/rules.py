@@ -208,6 +208,8 @@ def tag_departed(
         return [Record("unknown_tag", epc=epc, detail={"reader": cabinet, "event": "departed"})]
     if doc.status == "destroyed":
         return [_destroyed_seen(doc, epc, cabinet)]
+    if doc.status == "returned":
+        return [_returned_seen(doc, epc, cabinet, "departed")]
     session = session_for(sessions, cabinet, now)
     person = people.get(session.person_id) if session else None
     refusal = read_refusal(person, doc)
@@ -249,6 +251,8 @@ def tag_arrived(*, doc: Document | None, epc: str, cabinet: str, now: datetime) 
         return [Record("unknown_tag", epc=epc, detail={"reader": cabinet, "event": "arrived"})]
     if doc.status == "destroyed":
         return [_destroyed_seen(doc, epc, cabinet)]
+    if doc.status == "returned":
+        return [_returned_seen(doc, epc, cabinet, "arrived")]
     out: list[Decision] = []
     misplaced = cabinet != doc.home
     if doc.holder is not None:
@@ -286,6 +290,8 @@ def tag_seen(
         return [Record("unknown_tag", epc=epc, detail={"reader": reader, "event": "seen"})]
     if doc.status == "destroyed":
         return [_destroyed_seen(doc, epc, reader)]
+    if doc.status == "returned":
+        return [_returned_seen(doc, epc, reader, "seen")]
     if reader == "portal":
         if doc.classification == Level.TOP_SECRET:
             reason = "绝密 documents never leave the room"
@@ -332,6 +338,17 @@ def _destroyed_seen(doc: Document, epc: str, reader: str) -> RaiseAlarm:
     )
 
 
+def _returned_seen(doc: Document, epc: str, reader: str, event: str) -> Record:
+    """A document given back to its issuer (清退) is no longer here: its tag read again
+    is a sighting, recorded; the ledger does not take it back."""
+    return Record(
+        "returned_tag_seen",
+        epc=epc,
+        document_id=doc.id,
+        detail={"reader": reader, "event": event, "number": doc.number},
+    )
+
+
 def cabinet_point(cabinet_key: str) -> str:
     """``hq/room-101/c1`` -> ``cabinet:c1`` (the room's point name)."""
     return "cabinet:" + cabinet_key.rsplit("/", 1)[-1]
@@ -351,6 +368,7 @@ def end_of_day_missing(
             "in_cabinet",
             "misplaced",
             "destroyed",
+            "returned",
         ):
             continue
         loan = loans.get(doc.id)

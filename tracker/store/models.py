@@ -330,6 +330,128 @@ class RequestItem(Base):
     __table_args__ = (Index("request_items_document", "document_id"),)
 
 
+# -- receive and register (收文登记), handover (交接), annual return (清退) ----------------
+
+
+class Delivery(Base):
+    """A delivery registered from its note (收文): ``kind`` ``delivery`` or ``meeting``
+    (会议文件), who sent it, the note's number and count, and the documents registered
+    (``documents``: JSON list of document ids, in the file's order)."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="delivery")
+    received: Mapped[str] = mapped_column(TS)
+    issuer: Mapped[str | None] = mapped_column(String(200))
+    note_no: Mapped[str | None] = mapped_column(String(200))
+    note_count: Mapped[int] = mapped_column(Integer)
+    meeting: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str | None] = mapped_column(Text)  # the file's name
+    documents: Mapped[str] = mapped_column(Text, default="[]")
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Handover(Base):
+    """A hand-over (交接) from a person changing post to a successor: ``open`` until every
+    item is settled, then ``done``."""
+
+    __tablename__ = "handovers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    from_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    to_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    created: Mapped[str] = mapped_column(TS)
+    closed: Mapped[str | None] = mapped_column(TS)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("handovers_state", "state", "from_id"),)
+
+
+class HandoverItem(Base):
+    """One document of a hand-over: held on loan (``reason`` ``loan``) or kept in custody
+    (``custody``); ``state`` ``pending``, then ``handed_over``, ``returned`` or ``gone``
+    (destroyed or given back to its issuer meanwhile). ``from_badge``/``to_badge``: the
+    two badges that confirmed it."""
+
+    __tablename__ = "handover_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handover_id: Mapped[int] = mapped_column(ForeignKey("handovers.id"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    reason: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    done: Mapped[str | None] = mapped_column(TS)
+    from_badge: Mapped[str | None] = mapped_column(String(64))
+    to_badge: Mapped[str | None] = mapped_column(String(64))
+    via: Mapped[str | None] = mapped_column(String(120))  # the event id, or "cli"
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        Index("handover_items_handover", "handover_id"),
+        Index("handover_items_document", "document_id", "state"),
+    )
+
+
+class HandoverSighting(Base):
+    """Working state of the hand-overs at a desk (not audited, like badge sessions): a
+    badge of either party, or the tag of a pending item, read at a room's desk."""
+
+    __tablename__ = "handover_sightings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handover_id: Mapped[int] = mapped_column(ForeignKey("handovers.id"))
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
+    kind: Mapped[str] = mapped_column(String(8))  # from | to | tag
+    value: Mapped[str] = mapped_column(String(128))  # badge uid or EPC
+    ts: Mapped[str] = mapped_column(TS)
+    event_id: Mapped[str | None] = mapped_column(String(120))
+    __table_args__ = (Index("handover_sightings_room", "handover_id", "room_id", "ts"),)
+
+
+class Campaign(Base):
+    """An annual return campaign (清退): the documents due back to their issuers by the
+    end of ``year`` (one issuer's only, with ``issuer``); ``open`` until every holder's
+    list is signed off, then ``complete``."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer)
+    issuer: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    created: Mapped[str] = mapped_column(TS)
+    completed: Mapped[str | None] = mapped_column(TS)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CampaignHolder(Base):
+    """One holder's list in a campaign: a person holding items on loan, or
+    ``secretary`` for what is in the cabinets; signed off once all of it is back."""
+
+    __tablename__ = "campaign_holders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    holder: Mapped[str] = mapped_column(String(64))
+    signed: Mapped[str | None] = mapped_column(TS)
+    signed_by: Mapped[str | None] = mapped_column(String(64))
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("campaign_id", "holder"),)
+
+
+class CampaignItem(Base):
+    """A document a campaign must give back: ``pending`` until ``returned`` (by whom,
+    when)."""
+
+    __tablename__ = "campaign_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    holder_id: Mapped[int] = mapped_column(ForeignKey("campaign_holders.id"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    returned: Mapped[str | None] = mapped_column(TS)
+    returned_by: Mapped[str | None] = mapped_column(String(64))
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "document_id"),
+        Index("campaign_items_document", "document_id", "state"),
+    )
+
+
 # -- inventory (清查): sweeps of a room's cabinets reconciled with the ledger ---------------
 
 
@@ -404,6 +526,12 @@ AUDITED: dict[str, type[Base]] = {
     "incident": Incident,
     "request": Request,
     "request_item": RequestItem,
+    "delivery": Delivery,
+    "handover": Handover,
+    "handover_item": HandoverItem,
+    "campaign": Campaign,
+    "campaign_holder": CampaignHolder,
+    "campaign_item": CampaignItem,
     "inventory_run": InventoryRun,
     "inventory_read": InventoryRead,
     "inventory_item": InventoryItem,
