@@ -20,6 +20,17 @@ STATUS = {
     "misplaced": "错放",
     "missing": "缺失",
     "destroyed": "已销毁",
+    "returned": "已清退",
+}
+#: Outcomes of an inventory item (清查), as tracker.domain.inventory names them.
+OUTCOME = {
+    "present": "在位",
+    "missing": "缺失",
+    "wrong_cabinet": "错柜",
+    "on_loan": "借出",
+    "unknown_tag": "未登记标签",
+    "retired_tag": "已注销标签",
+    "unchecked": "未清点",
 }
 LOAN_KIND = {"badge": "借出", "in-room": "室内阅读"}
 
@@ -42,10 +53,10 @@ _DIGITS = re.compile(r"(\d+)")
 
 
 def natural(text: str) -> tuple[tuple[int, int, str], ...]:
-    """A sort key that compares the numbers inside a text as numbers: 机要〔2026〕9号
-    before 机要〔2026〕10号."""
+    """A sort key that compares the numbers inside a text as numbers (机要〔2026〕9号
+    before 机要〔2026〕10号), a number before text where one has either."""
     return tuple(
-        (1, int(part), part) if part.isdecimal() else (0, 0, part)
+        (0, int(part), part) if part.isdecimal() else (1, 0, part)
         for part in _DIGITS.split(text)
         if part
     )
@@ -67,6 +78,11 @@ def overdue_text(days: int | None) -> str:
 def status(code: str) -> str:
     """``在柜 in_cabinet``: the Chinese word to read, the ledger's code to search for."""
     zh = STATUS.get(code)
+    return f"{zh} {code}" if zh else code
+
+
+def outcome(code: str) -> str:
+    zh = OUTCOME.get(code)
     return f"{zh} {code}" if zh else code
 
 
