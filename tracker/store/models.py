@@ -514,6 +514,71 @@ class InventoryItem(Base):
     __table_args__ = (Index("inventory_items_run", "run_id", "outcome"),)
 
 
+# -- destruction (销毁) and dossiers (立卷) -------------------------------------------------
+
+
+class Destruction(Base):
+    """A destruction carried out (销毁), kept permanently: which approved ``destroy``
+    request, where (room and reader), when (the room's time of the second badge), and the
+    two witnesses (监销): each person, the badge presented and when."""
+
+    __tablename__ = "destructions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), unique=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
+    reader: Mapped[str] = mapped_column(String(80))
+    destroyed: Mapped[str] = mapped_column(TS)
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    witness1_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    witness1_badge: Mapped[str] = mapped_column(String(64))
+    witness1_at: Mapped[str] = mapped_column(TS)
+    witness2_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    witness2_badge: Mapped[str] = mapped_column(String(64))
+    witness2_at: Mapped[str] = mapped_column(TS)
+    event_id: Mapped[str | None] = mapped_column(String(120))  # the second badge's event
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class DestructionItem(Base):
+    """One document destroyed: its number, copy and retired tag as they were."""
+
+    __tablename__ = "destruction_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    destruction_id: Mapped[int] = mapped_column(ForeignKey("destructions.id"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), unique=True)
+    number: Mapped[str] = mapped_column(String(200))
+    copy_no: Mapped[int] = mapped_column(Integer)
+    copies: Mapped[int] = mapped_column(Integer)
+    tag: Mapped[str | None] = mapped_column(String(64))
+    classification: Mapped[int] = mapped_column(Integer)
+    status_before: Mapped[str] = mapped_column(String(16))
+    holder_before: Mapped[str | None] = mapped_column(String(64))
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("destruction_items_destruction", "destruction_id"),)
+
+
+class Dossier(Base):
+    """A dossier (卷宗): its marking is computed from its contents, never stored."""
+
+    __tablename__ = "dossiers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[str] = mapped_column(TS)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class DossierItem(Base):
+    """A document filed in a dossier (立卷); a document is in at most one."""
+
+    __tablename__ = "dossier_items"
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), primary_key=True)
+    dossier_id: Mapped[int] = mapped_column(ForeignKey("dossiers.id"))
+    added: Mapped[str] = mapped_column(TS)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("dossier_items_dossier", "dossier_id"),)
+
+
 #: Tables whose rows the audit chain covers, by the entity name used in entries.
 AUDITED: dict[str, type[Base]] = {
     "room": Room,
@@ -535,4 +600,8 @@ AUDITED: dict[str, type[Base]] = {
     "inventory_run": InventoryRun,
     "inventory_read": InventoryRead,
     "inventory_item": InventoryItem,
+    "destruction": Destruction,
+    "destruction_item": DestructionItem,
+    "dossier": Dossier,
+    "dossier_item": DossierItem,
 }
