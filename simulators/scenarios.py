@@ -20,6 +20,10 @@ Built-in scenarios (``ironroom sim room --scenario NAME``):
     10:15; closing at 17:20 and the room armed; a tamper at 23:10.
 ``idle``
     Nothing happens: heartbeats only. For benchmarks and soak runs.
+``inventory``
+    Thursday 26 November 2026 from 09:00: folder 1 in cabinet c1; folders 3 and 2 and a
+    tag the ledger does not know in c2 (folder 2's home is c1); folder 4 in no cabinet.
+    Nothing else happens, so the room stays up for an inventory (清查) to be run.
 ``stream``
     A window opened and closed 20,000 times, a simulated second apart, in working
     hours: a steady stream of events for fault and load tests.
@@ -50,6 +54,8 @@ SECRETARY = "04A1B2C3D4E5F6"
 FOLDER_1 = "E28011700000020A1B2C3D01"
 FOLDER_2 = "E28011700000020A1B2C3D02"
 FOLDER_3 = "E28011700000020A1B2C3D03"
+FOLDER_4 = "E28011700000020A1B2C3D04"
+STRAY_TAG = "E28011700000020A1B2C3DFF"
 DESK_TAG = "0A1B2C3D4E"
 #: the carry-out scenario's 绝密 folder
 FOLDER_TOP = "E28011700000020A1B2C3D04"
@@ -120,6 +126,13 @@ SCENARIOS: dict[str, Scenario] = {
         ),
     ),
     "idle": Scenario(name="idle", day="2026-11-26", start="09:00:00", steps=()),
+    "inventory": Scenario(
+        name="inventory",
+        day="2026-11-26",
+        start="09:00:00",
+        tags={"cabinet:c1": (FOLDER_1,), "cabinet:c2": (FOLDER_3, FOLDER_2, STRAY_TAG)},
+        steps=(),
+    ),
     "stream": Scenario(
         name="stream",
         day="2026-11-26",
