@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -399,3 +400,82 @@ def test_a_short_report_is_one_a4_page(db: str, tmp_path: Path) -> None:
     headless(page, tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf_path}")
     sizes = pdf_pages(pdf_path.read_bytes())
     assert len(sizes) == 1 and is_a4(sizes[0]), sizes
+
+
+# -- inventory (清查) -------------------------------------------------------------------
+
+F2 = "E28011700000020A1B2C3D02"
+F3 = "E28011700000020A1B2C3D03"
+STRANGER = "E2801170000000000000FFFF"
+
+
+@pytest.fixture
+def swept(tmp_path: Path) -> Iterator[str]:
+    """A room of three folders swept once through the tracker's own ingest: one present,
+    one in the wrong cabinet, one missing, and a tag nobody registered."""
+    from tests.unit.test_tracker_ingest import FOLDER, make_world
+    from tracker.service.inventory import start_run
+    from tracker.service.ledger import DocumentIn
+
+    w = make_world(tmp_path)
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    try:
+        r = ironroom("report", "inventory", db=db)
+        assert "no inventory run yet" in r.failed()
+        for number, tag, cabinet in (("机要〔2026〕2号", F2, "c1"), ("机要〔2026〕3号", F3, "c2")):
+            w.ledger.document_add(
+                DocumentIn.build(number=number, title="关于清查的通知", classification="机密",
+                                 tag=tag, cabinet=f"hq/room-101/{cabinet}")
+            )  # fmt: skip
+        w.proc.process(
+            [w.room.event("controller.started", {"version": "1", "config_hash": "x",
+                                                 "points": [], "readers": ["cabinet:c1",
+                                                                           "cabinet:c2"]})]
+        )  # fmt: skip
+        start_run(w.ledger, "hq", "room-101")
+        w.proc.tick()
+        asked = sorted(
+            (c for c in w.pub.commands() if c.type == "inventory.run"),
+            key=lambda c: c.data["reader"],
+        )
+        for cmd, tags in zip(asked, ([FOLDER], [F2, STRANGER]), strict=True):
+            data = {"command_id": cmd.id, "ok": True, "error": None,
+                    "reader": cmd.data["reader"], "tags": tags}  # fmt: skip
+            w.proc.process([w.room.event("command.result", data)])
+    finally:
+        w.store.engine.dispose()
+    yield db
+
+
+def test_inventory_report(swept: str, tmp_path: Path) -> None:
+    from tests.unit.test_tracker_ingest import FOLDER
+
+    latest = ok("report", "inventory", db=swept)
+    assert ok("report", "inventory", "1", db=swept) == latest
+    rows = by_header(parse_csv(latest))
+    assert [(r["结果 / Outcome"], r["标签 / Tag"], r["读到位置 / Read in"]) for r in rows] == [
+        ("缺失 missing", F3, ""),
+        ("错柜 wrong_cabinet", F2, "hq/room-101/c2"),
+        ("未登记标签 unknown_tag", STRANGER, "hq/room-101/c2"),
+        ("在位 present", FOLDER, "hq/room-101/c1"),
+    ]
+    missing = rows[0]
+    assert missing["文号 / Number"] == "机要〔2026〕3号"
+    assert missing["标题 / Title"] == "关于清查的通知"
+    assert missing["存放柜 / Home"] == "hq/room-101/c2"
+    assert (missing["清查前 / Before"], missing["清查后 / After"]) == (
+        "在柜 in_cabinet",
+        "缺失 missing",
+    )
+    page = tmp_path / "inventory.html"
+    ok("report", "inventory", "--format", "html", "--out", page, db=swept)
+    dom = headless(page, tmp_path, "--dump-dom").stdout.decode("utf-8")
+    body = dom[dom.index("<tbody>") : dom.index("</tbody>")]
+    assert body.count("<tr") == 4 and body.count('<tr class="marked">') == 3
+    assert "1 · hq/room-101 · done" in dom
+    assert "缺失 missing 1; 错柜 wrong_cabinet 1; 未登记标签 unknown_tag 1; 在位 present 1" in dom
+    assert ok("audit", "verify", db=swept).decode().startswith("audit chain ok: ")
+    assert "no inventory run 99" in ironroom("report", "inventory", "99", db=swept).failed()
+    for bad in ("abc", "0", "-1"):
+        r = ironroom("report", "inventory", bad, db=swept)
+        assert f"inventory run {bad!r}: expected a run number" in r.failed()

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from protocol.timefmt import parse_ts
@@ -215,10 +215,85 @@ def _cells(*values: Any) -> tuple[str, ...]:
 # -- every report by name -----------------------------------------------------------------
 
 
+INVENTORY = (
+    Column("outcome", "结果", "Outcome"),
+    Column("number", "文号", "Number"),
+    Column("title", "标题", "Title"),
+    Column("classification", "密级", "Classification"),
+    Column("copy", "份号", "Copy"),
+    Column("epc", "标签", "Tag"),
+    Column("cabinet", "读到位置", "Read in"),
+    Column("home", "存放柜", "Home"),
+    Column("before", "清查前", "Before"),
+    Column("after", "清查后", "After"),
+    Column("holder", "持有人", "Holder"),
+)
+#: Outcomes that need someone to act: printed marked.
+_ATTENTION = frozenset({"missing", "wrong_cabinet", "unknown_tag", "retired_tag", "unchecked"})
+
+
 def inventory(s: Session, run_id: str | None, *, zone: ZoneInfo = c.ZONE) -> Report:
+    """One inventory run's items (清查, tracker.service.inventory), what needs attention
+    first; ``run_id`` None: the latest run."""
+    from tracker.domain.inventory import OUTCOMES
+    from tracker.service.inventory import inventory_report
     from tracker.service.ledger import LedgerError
 
-    raise LedgerError("the inventory report needs the inventory runs (清查): not built")
+    if run_id is None:
+        latest = s.scalar(select(func.max(m.InventoryRun.id)))
+        if latest is None:
+            raise LedgerError(
+                "no inventory run yet: start one with 'ironroom ledger inventory run SITE/ROOM'"
+            )
+        number = int(latest)
+    else:
+        try:
+            number = int(run_id)
+        except ValueError:
+            number = 0
+        if number < 1:
+            raise LedgerError(f"inventory run {run_id!r}: expected a run number")
+    data = inventory_report(s, number)
+    names = _names(s)
+    rows, marked = [], set()
+    for i, it in enumerate(data["items"]):
+        if it["outcome"] in _ATTENTION:
+            marked.add(i)
+        rows.append(
+            _cells(
+                c.outcome(it["outcome"]),
+                it["document"],
+                it["title"],
+                it["classification"],
+                it["copy"],
+                it["epc"],
+                it["cabinet"],
+                it["home"],
+                c.status(it["status_before"]) if it["status_before"] else "",
+                c.status(it["status_after"]) if it["status_after"] else "",
+                c.person(it["holder"], names),
+            )
+        )
+    run = data["run"]
+    order = {k: i for i, k in enumerate(OUTCOMES)}
+    counts = sorted(run["summary"].items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    summary = "; ".join(f"{c.outcome(k)} {v}" for k, v in counts)
+    notes = (
+        ("清查 / Run", f"{run['run']} · {run['room']} · {run['state']}"),
+        ("开始 / Started", c.when(run["started"], zone)),
+        ("结束 / Finished", c.when(run["finished"], zone) or "未结束 / not finished"),
+        ("汇总 / Summary", summary or "—"),
+        ("未读到 / Readers not read", ", ".join(run["not_read"]) or "无 / none"),
+    )
+    return Report(
+        "inventory",
+        "清查报告",
+        "Inventory",
+        INVENTORY,
+        tuple(rows),
+        notes=notes,
+        marked=frozenset(marked),
+    )
 
 
 def destruction(s: Session, *, zone: ZoneInfo = c.ZONE) -> Report:
