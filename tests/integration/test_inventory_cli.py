@@ -345,3 +345,57 @@ def test_the_deadline_is_on_the_rooms_clock(world: World) -> None:
     run = start_run(w.ledger, "hq", "room-101", timeout_s=30)
     assert run["started"].startswith("2026-11-25T00:40"), run
     assert run["deadline"].startswith("2026-11-25T00:40:30"), run
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ({"tags": "E280"}, "no list of at most"),
+        ({"tags": ["e2801170"]}, "a bad tag"),
+        ({"tags": ["E2" * 65]}, "a bad tag"),
+        ({"tags": [7]}, "a bad tag"),
+        ({"reader": "cabinet:c2", "tags": []}, "answered for reader 'cabinet:c2'"),
+        ({}, "answered for reader None"),
+    ],
+)
+def test_a_bad_answer_is_not_read(world: World, extra: dict[str, Any], error: str) -> None:
+    w = world
+    started(w, ["cabinet:c1"])
+    run = start_run(w.ledger, "hq", "room-101")
+    w.proc.tick()
+    [c1] = inventory_commands(w)
+    data = {"command_id": c1.id, "ok": True, "error": None, "reader": "cabinet:c1"} | extra
+    if not extra:
+        del data["reader"]
+    w.proc.process([w.room.event("command.result", data)])
+    rep = report(w, run["run"])
+    assert rep["run"]["state"] == "done"
+    [not_read] = rep["run"]["not_read"]
+    assert not_read["reader"] == "cabinet:c1" and error in not_read["error"], not_read
+    chain_ok(w)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE inventory_items SET outcome = 'present' WHERE outcome = 'missing'",
+        "UPDATE inventory_runs SET summary = '{}'",
+        "UPDATE inventory_reads SET tags = '[]'",
+        "DELETE FROM inventory_items WHERE outcome = 'missing'",
+    ],
+)
+def test_a_report_edited_behind_the_trackers_back_breaks_the_chain(world: World, sql: str) -> None:
+    from sqlalchemy import text
+
+    w = world
+    started(w, ["cabinet:c1"])
+    run = start_run(w.ledger, "hq", "room-101")
+    w.proc.tick()
+    [c1] = inventory_commands(w)
+    answer(w, c1, [F2])
+    assert [i["outcome"] for i in report(w, run["run"])["items"]][0] == "missing"
+    chain_ok(w)
+    with w.store.sessions.begin() as s:
+        s.execute(text(sql))
+    with w.store.readers() as s:
+        assert not verify(s).ok

@@ -23,6 +23,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from protocol.envelope import Event
+from protocol.errors import SchemaError
+from protocol.schema import _hex as check_epc
 from protocol.timefmt import format_ts, parse_ts
 from tracker.domain.inventory import OUTCOMES, reconcile
 from tracker.domain.levels import Level
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 #: The controller refuses a command older than its lifetime (60 s) anyway.
 READ_TIMEOUT_S = 60
 TIMEOUT_RANGE = (5, 3600)
+#: The most tags one reader's answer may hold (a cabinet holds a few hundred folders).
+MAX_TAGS = 10_000
 
 
 def _json(value: Any) -> str:
@@ -167,8 +171,13 @@ def _answer(data: Any, reader: str) -> tuple[bool, str | None, list[str] | None]
     tags = data.get("tags")
     if data.get("reader") != reader:
         return False, f"answered for reader {data.get('reader')!r}", None
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        return False, "the answer holds no list of tags", None
+    if not isinstance(tags, list) or len(tags) > MAX_TAGS:
+        return False, f"the answer holds no list of at most {MAX_TAGS} tags", None
+    for tag in tags:
+        try:
+            check_epc(tag)
+        except SchemaError as exc:
+            return False, f"the answer holds a bad tag: {exc}", None
     return True, None, sorted(set(tags))
 
 
