@@ -479,3 +479,76 @@ def test_inventory_report(swept: str, tmp_path: Path) -> None:
     for bad in ("abc", "0", "-1"):
         r = ironroom("report", "inventory", bad, db=swept)
         assert f"inventory run {bad!r}: expected a run number" in r.failed()
+
+
+# -- destruction (销毁) -----------------------------------------------------------------
+
+
+def destroy(db: str, numbers: list[str], at: datetime) -> None:
+    """A destruction record as the carrying out writes it (an approved ``destroy``
+    request, both witnesses, each document destroyed), through the ledger's writer."""
+    from sqlalchemy import select
+
+    from protocol.timefmt import format_ts
+    from tracker.service.ledger import Ledger
+    from tracker.store import models as m
+
+    store = open_store(db)
+    lg = Ledger(store.sessions, rules_of(TrackerConfig()), actor="tracker", reason="t", now=at)
+    ts = format_ts(at)
+    try:
+        with lg.change() as w:
+            room = w.s.scalars(select(m.Room)).one()
+            req = w.add("request.add", m.Request(kind="destroy", state="done", requester_id="p1",
+                                                created=ts, expires=ts, decided_by="p1",
+                                                decided=ts, done=ts))  # fmt: skip
+            rec = w.add("destruction.record", m.Destruction(
+                request_id=req.id, room_id=room.id, reader="desk", destroyed=ts,
+                approved_by="p1", witness1_id="p1", witness1_badge="04A1B2C3",
+                witness1_at=ts, witness2_id="p2", witness2_badge="04A1B2C4", witness2_at=ts,
+            ))  # fmt: skip
+            for number in numbers:
+                for d in w.s.scalars(select(m.Document).where(m.Document.number == number)):
+                    w.add("destruction.item", m.DestructionItem(
+                        destruction_id=rec.id, document_id=d.id, number=d.number,
+                        copy_no=d.copy_no, copies=d.copies, tag=d.tag,
+                        classification=d.classification, status_before=d.status,
+                        holder_before=d.holder_id,
+                    ))  # fmt: skip
+                    w.change("document.destroy", d, status="destroyed",
+                             location_cabinet_id=None)  # fmt: skip
+    finally:
+        store.engine.dispose()
+
+
+def test_destruction_report(db: str, tmp_path: Path) -> None:
+    r = by_header(parse_csv(ok("report", "destruction", db=db)))
+    assert r == []
+    at = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
+    destroy(db, ["机要〔2026〕3号", "机要〔2026〕1号"], at)
+    destroy(db, ["机要〔2026〕2号"], at + timedelta(days=1))
+    rows = by_header(parse_csv(ok("report", "destruction", db=db)))
+    assert [(x["记录号 / Record"], x["文号 / Number"]) for x in rows] == [
+        ("1", "机要〔2026〕1号"), ("1", "机要〔2026〕3号"), ("2", "机要〔2026〕2号"),
+    ]  # fmt: skip
+    first = rows[0]
+    assert first["销毁时间 / Destroyed"] == "2026-11-20 10:30"
+    assert first["地点 / Place"] == "hq/room-101 desk"
+    assert first["标题 / Title"] == "关于做好第1批涉密载体清查工作的通知"
+    assert (first["密级 / Classification"], first["份号 / Copy"]) == ("机密", "1/1")
+    assert first["标签 / Tag"] == f"E28011700000020{1:09X}"
+    assert first["销毁前 / Before"] == "在柜 in_cabinet"
+    assert first["批准人 / Approved by"] == "张秘书 (p1)"
+    assert first["监销人一 / Witness 1"] == "张秘书 (p1) 04A1B2C3 2026-11-20 10:30"
+    assert first["监销人二 / Witness 2"] == "李四 (p2) 04A1B2C4 2026-11-20 10:30"
+    # the register shows them destroyed; the chain holds every record
+    table = parse_csv(ok("report", "register", db=db))
+    register = {x["文号 / Number"]: x for x in by_header(table)}
+    assert register["机要〔2026〕3号"]["状态 / Status"] == "已销毁 destroyed"
+    assert ok("audit", "verify", db=db).decode().startswith("audit chain ok: ")
+    page = tmp_path / "destruction.html"
+    ok("report", "destruction", "--format", "html", "--out", page, db=db)
+    dom = headless(page, tmp_path, "--dump-dom").stdout.decode("utf-8")
+    body = dom[dom.index("<tbody>") : dom.index("</tbody>")]
+    assert body.count("<tr") == 3 and "李四 (p2) 04A1B2C4" in body
+    assert "2 次 records, 3 件 documents" in dom
