@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from protocol.envelope import make_event
 from protocol.hours import Calendar, parse_weekly
@@ -19,6 +20,7 @@ from tests.integration.test_ledger_cli import Result, ironroom, ok, qok, quick, 
 from tracker.bootstrap import open_store, rules_of
 from tracker.config import TrackerConfig
 from tracker.ingest.pipeline import Message, Processor
+from tracker.store import models as m
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -50,8 +52,8 @@ class _Pub:
 
 @dataclass
 class Room:
-    """hq/room-101's controller: signed events, seq carried on across batches, applied
-    by a :class:`Processor` on the test's database, at ``T0 + seconds``."""
+    """hq/room-101's controller: signed events, seq carried on after those applied,
+    each applied by a :class:`Processor` on the test's database at ``T0 + seconds``."""
 
     db: str
     seq: int = 0
@@ -67,6 +69,8 @@ class Room:
         clock = _Clock()
         p = Processor(store.sessions, rules_of(cfg), clock=clock, publisher=_Pub())
         p.load()
+        with store.sessions() as s:  # carry on after the events already applied
+            self.seq = max(self.seq, s.scalar(select(func.max(m.Event.seq))) or 0)
         try:
             for seconds, type_, data in events:
                 self.seq += 1
@@ -279,7 +283,7 @@ def test_handover_refusals(db: str) -> None:
     room = Room(db)
     room.feed(*room.take(0, P3, EPC[1]))
     assert fails("handover", "p3", "--to", "p6") == (
-        "F-1 copy cannot go to p6: p6's clearance 内部 is below 机密"
+        "F-1 cannot go to p6: p6's clearance 内部 is below 机密"
     )
     ok("ledger", "handover", "p3", "--to", "p5", db=db)
     assert fails("handover", "p3", "--to", "p5") == "p3 has an open hand-over already (1)"

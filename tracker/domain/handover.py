@@ -63,7 +63,7 @@ def successor_refusal(
         if item.reason == "loan":
             why = read_refusal(successor, doc)
             if why is not None:
-                return f"{doc.number} copy cannot go to {successor.id}: {why}"
+                return f"{doc.number} cannot go to {successor.id}: {why}"
     return None
 
 
