@@ -8,6 +8,7 @@ ironroom sim room [--config FILE] --scenario NAME [--broker URL] [--key-file FIL
                   [--data-dir DIR] [--seconds N] [--tracker]
 ironroom sim card --uid HEX [--key-file FILE] [--cipher aes|sm4] [--port N]
 ironroom keys generate FILE
+ironroom deploy certs | broker                          (see ironroom/deploy.py)
 ironroom demo
 ironroom tracker --config FILE [--broker URL] [--db URL]
 ironroom ledger init | room | cabinet | person | badge | document | import | show | loans
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tracker.cli import add_parsers
 
     add_parsers(sub)  # tracker, ledger, audit
+    from ironroom.deploy import add_parsers as add_deploy_parsers
+
+    add_deploy_parsers(sub)  # deploy certs, deploy broker
     return p
 
 
@@ -224,6 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("keys", "generate"): cmd_keys_generate,
         ("demo", None): cmd_demo,
     }
+    if args.command == "deploy":
+        from ironroom.deploy import run as run_deploy
+
+        return run_deploy(args)
     if getattr(args, "run", None) is not None:  # tracker, ledger and audit commands
         from tracker.cli import run
 
