@@ -58,7 +58,8 @@ def setup_ledger(cli: Cli, key_file: Path) -> dict[str, Any]:
            "--role", "approver")  # fmt: skip
     for number, tag, level in FOLDERS:
         cli.ok("ledger", "document", "add", "--number", number, "--title", "文件夹",
-               "--classification", level, "--tag", tag, "--cabinet", f"{SITE}/{ROOM}/c1")  # fmt: skip
+               "--classification", level, "--tag", tag,
+               "--cabinet", f"{SITE}/{ROOM}/c1")  # fmt: skip
     # a pass for folder 1 from 09:00 to 12:00 on the scenario's day, Beijing time
     [req] = cli.rows("ledger", "request", "carry-out", FOLDER_1, "--by", "sec",
                      "--from", "2026-11-26T09:00:00+08:00", "--until", "2026-11-26T12:00:00+08:00",
@@ -67,7 +68,8 @@ def setup_ledger(cli: Cli, key_file: Path) -> dict[str, Any]:
     assert approved["state"] == "approved" and approved["from"] == "2026-11-26T01:00:00.000Z"
     # 绝密 is never given a pass
     res = cli.run("ledger", "request", "carry-out", FOLDER_TOP, "--by", "sec",
-                  "--from", "2026-11-26T09:00:00+08:00", "--until", "2026-11-26T12:00:00+08:00")  # fmt: skip
+                  "--from", "2026-11-26T09:00:00+08:00",
+                  "--until", "2026-11-26T12:00:00+08:00")  # fmt: skip
     assert res.returncode == 2 and "绝密 documents never leave the room" in res.stderr
     return approved
 
@@ -107,13 +109,9 @@ def test_carry_out_pass_at_the_portal(tmp_path: Path, request: pytest.FixtureReq
         20,
         "every event committed",
     )
-    sirens_queued = 3
+    published = "SELECT count(*) FROM commands WHERE type = 'siren.set' AND published IS NOT NULL"
     tracker.wait(
-        lambda: query(
-            db,
-            "SELECT count(*) FROM commands WHERE type = 'siren.set' AND published IS NOT NULL",
-        )
-        == [(sirens_queued,)],
+        lambda: query(db, published) == [(3,)],
         20,
         "the sirens published",
     )
@@ -154,9 +152,7 @@ def test_carry_out_pass_at_the_portal(tmp_path: Path, request: pytest.FixtureReq
     assert [json.loads(d) for _, d in rows] == [
         {"alarm_id": a["alarm_id"], "state": "on"} for a in alarms
     ]
-    on_wire = [
-        decode_command(key, m.topic, m.payload) for m in wire.on("") if "/cmd/" in m.topic
-    ]
+    on_wire = [decode_command(key, m.topic, m.payload) for m in wire.on("") if "/cmd/" in m.topic]
     sirens = [c for c in on_wire if c.type == "siren.set"]
     assert sorted(c.id for c in sirens) == sorted(i for i, _ in rows)
     assert sorted(local(c.ts) for c in sirens) == ["09:20", "09:30", "13:00"]
