@@ -214,6 +214,23 @@ def test_badges_outside_the_window_hand_over_nothing(db: str) -> None:
     verified(db)
 
 
+def test_a_folder_read_while_both_badges_are_fresh(db: str) -> None:
+    """Badges first, the folder read at the desk within the window: handed over too (the
+    core rules, which know nothing of hand-overs, record the read during the successor's
+    desk session as a lateral pass)."""
+    room = Room(db)
+    room.feed(*room.take(0, P3, EPC[1]))
+    ok("ledger", "handover", "p3", "--to", "p5", db=db)
+    room.feed(room.badge(600, P3), room.badge(610, P5))
+    assert items(qok("ledger", "handovers", "status", "1", db=db)) == {"F-1": ("loan", "pending")}
+    room.feed(room.seen(700, EPC[1]))
+    st = qok("ledger", "handovers", "status", "1", db=db)
+    assert items(st) == {"F-1": ("loan", "handed_over")}
+    assert st[0]["state"] == "done"
+    assert qok("ledger", "show", EPC[1], db=db)[0]["holder"] == "p5"
+    verified(db)
+
+
 def test_confirm_from_the_command_line(db: str) -> None:
     room = Room(db)
     room.feed(*room.take(0, P3, EPC[1], EPC[2]))
