@@ -20,7 +20,18 @@ from tracker.domain.levels import Level
 from tracker.reports import Column, Meta, Report
 from tracker.reports import cells as c
 from tracker.reports.render import to_csv, to_html
-from tracker.reports.tables import audit_trail, build, meta, overdue, register
+from tracker.reports.tables import (
+    AUDIT,
+    DESTRUCTION,
+    INVENTORY,
+    OVERDUE,
+    REGISTER,
+    audit_trail,
+    build,
+    meta,
+    overdue,
+    register,
+)
 from tracker.service.ledger import DocumentIn, Ledger
 from tracker.store import models as m
 from tracker.store.db import make_engine, migrate, readers, sessions
@@ -371,3 +382,10 @@ def test_build_by_name(engine: Engine) -> None:
             build(s, "nothing", NOW)
     assert report.name == "register" and len(report.rows) == 4
     assert info == Meta(NOW, ("hq/room-101", "hq/room-102"), count, head)
+
+
+@pytest.mark.parametrize("columns", [REGISTER, OVERDUE, AUDIT, INVENTORY, DESTRUCTION])
+def test_printed_columns_share_the_page(columns: tuple[Column, ...]) -> None:
+    assert sum(col.width for col in columns) == 100
+    assert all(col.width > 0 for col in columns)
+    assert len({col.key for col in columns}) == len(columns)

@@ -18,6 +18,9 @@ class Column:
     key: str
     zh: str
     en: str
+    #: share of the printed table's width, in percent (the columns of a report add up
+    #: to 100; 0: what is left)
+    width: int = 0
 
     @property
     def header(self) -> str:

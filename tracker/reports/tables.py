@@ -34,17 +34,17 @@ def _names(s: Session) -> dict[str, str]:
 # -- 登记簿 register ---------------------------------------------------------------------
 
 REGISTER = (
-    Column("number", "文号", "Number"),
-    Column("title", "标题", "Title"),
-    Column("classification", "密级", "Classification"),
-    Column("copy", "份号", "Copy"),
-    Column("issuer", "发文机关", "Issuer"),
-    Column("period", "保密期限", "Secrecy period"),
-    Column("scope", "知悉范围", "Scope"),
-    Column("status", "状态", "Status"),
-    Column("cabinet", "所在柜", "Cabinet"),
-    Column("holder", "持有人", "Holder"),
-    Column("registered", "登记时间", "Registered"),
+    Column("number", "文号", "Number", 11),
+    Column("title", "标题", "Title", 15),
+    Column("classification", "密级", "Classification", 11),
+    Column("copy", "份号", "Copy", 5),
+    Column("issuer", "发文机关", "Issuer", 8),
+    Column("period", "保密期限", "Secrecy period", 7),
+    Column("scope", "知悉范围", "Scope", 8),
+    Column("status", "状态", "Status", 11),
+    Column("cabinet", "所在柜", "Cabinet", 9),
+    Column("holder", "持有人", "Holder", 6),
+    Column("registered", "登记时间", "Registered", 9),
 )
 
 
@@ -77,16 +77,16 @@ def register(s: Session, *, zone: ZoneInfo = c.ZONE) -> Report:
 # -- 借阅与催办 loans and overdue ----------------------------------------------------------
 
 OVERDUE = (
-    Column("number", "文号", "Number"),
-    Column("title", "标题", "Title"),
-    Column("classification", "密级", "Classification"),
-    Column("copy", "份号", "Copy"),
-    Column("borrower", "借阅人", "Borrower"),
-    Column("dept", "部门", "Department"),
-    Column("kind", "方式", "Kind"),
-    Column("opened", "借出时间", "Opened"),
-    Column("due", "应还时间", "Due"),
-    Column("overdue", "逾期", "Overdue"),
+    Column("number", "文号", "Number", 13),
+    Column("title", "标题", "Title", 20),
+    Column("classification", "密级", "Classification", 9),
+    Column("copy", "份号", "Copy", 5),
+    Column("borrower", "借阅人", "Borrower", 10),
+    Column("dept", "部门", "Department", 8),
+    Column("kind", "方式", "Kind", 8),
+    Column("opened", "借出时间", "Opened", 8),
+    Column("due", "应还时间", "Due", 8),
+    Column("overdue", "逾期", "Overdue", 11),
 )
 
 
@@ -137,15 +137,15 @@ def overdue(s: Session, now: datetime, *, zone: ZoneInfo = c.ZONE) -> Report:
 # -- 审计 audit ---------------------------------------------------------------------------
 
 AUDIT = (
-    Column("id", "序号", "Entry"),
-    Column("ts", "时间", "Time"),
-    Column("actor", "操作者", "Actor"),
-    Column("action", "操作", "Action"),
-    Column("entity", "对象", "Entity"),
-    Column("key", "编号", "Key"),
-    Column("change", "变更", "Change"),
-    Column("reason", "事由", "Reason"),
-    Column("hash", "哈希", "Hash"),
+    Column("id", "序号", "Entry", 5),
+    Column("ts", "时间", "Time", 8),
+    Column("actor", "操作者", "Actor", 8),
+    Column("action", "操作", "Action", 9),
+    Column("entity", "对象", "Entity", 7),
+    Column("key", "编号", "Key", 6),
+    Column("change", "变更", "Change", 22),
+    Column("reason", "事由", "Reason", 21),
+    Column("hash", "哈希", "Hash", 14),
 )
 
 
@@ -216,17 +216,17 @@ def _cells(*values: Any) -> tuple[str, ...]:
 
 
 INVENTORY = (
-    Column("outcome", "结果", "Outcome"),
-    Column("number", "文号", "Number"),
-    Column("title", "标题", "Title"),
-    Column("classification", "密级", "Classification"),
-    Column("copy", "份号", "Copy"),
-    Column("epc", "标签", "Tag"),
-    Column("cabinet", "读到位置", "Read in"),
-    Column("home", "存放柜", "Home"),
-    Column("before", "清查前", "Before"),
-    Column("after", "清查后", "After"),
-    Column("holder", "持有人", "Holder"),
+    Column("outcome", "结果", "Outcome", 10),
+    Column("number", "文号", "Number", 12),
+    Column("title", "标题", "Title", 13),
+    Column("classification", "密级", "Classification", 9),
+    Column("copy", "份号", "Copy", 5),
+    Column("epc", "标签", "Tag", 12),
+    Column("cabinet", "读到位置", "Read in", 9),
+    Column("home", "存放柜", "Home", 9),
+    Column("before", "清查前", "Before", 8),
+    Column("after", "清查后", "After", 8),
+    Column("holder", "持有人", "Holder", 5),
 )
 #: Outcomes that need someone to act: printed marked.
 _ATTENTION = frozenset({"missing", "wrong_cabinet", "unknown_tag", "retired_tag", "unchecked"})
@@ -297,19 +297,19 @@ def inventory(s: Session, run_id: str | None, *, zone: ZoneInfo = c.ZONE) -> Rep
 
 
 DESTRUCTION = (
-    Column("record", "记录号", "Record"),
-    Column("destroyed", "销毁时间", "Destroyed"),
-    Column("place", "地点", "Place"),
-    Column("number", "文号", "Number"),
-    Column("title", "标题", "Title"),
-    Column("classification", "密级", "Classification"),
-    Column("copy", "份号", "Copy"),
-    Column("tag", "标签", "Tag"),
-    Column("before", "销毁前", "Before"),
-    Column("approved_by", "批准人", "Approved by"),
-    Column("witness1", "监销人一", "Witness 1"),
-    Column("witness2", "监销人二", "Witness 2"),
-    Column("request", "申请号", "Request"),
+    Column("record", "记录号", "Record", 5),
+    Column("destroyed", "销毁时间", "Destroyed", 7),
+    Column("place", "地点", "Place", 7),
+    Column("number", "文号", "Number", 10),
+    Column("title", "标题", "Title", 13),
+    Column("classification", "密级", "Classification", 9),
+    Column("copy", "份号", "Copy", 4),
+    Column("tag", "标签", "Tag", 10),
+    Column("before", "销毁前", "Before", 7),
+    Column("approved_by", "批准人", "Approved by", 7),
+    Column("witness1", "监销人一", "Witness 1", 8),
+    Column("witness2", "监销人二", "Witness 2", 8),
+    Column("request", "申请号", "Request", 5),
 )
 
 
