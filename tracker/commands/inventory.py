@@ -16,14 +16,12 @@ def add_parsers(ledger: Any, top: Any) -> None:
     p.add_argument("room", metavar="SITE/ROOM")
     p.add_argument(
         "--wait",
-        type=float,
         metavar="SECONDS",
         help="wait up to SECONDS for the reconciliation and print the report",
     )
     p.add_argument(
         "--timeout",
-        type=int,
-        default=60,
+        default="60",
         metavar="SECONDS",
         help="how long the readers have to answer, on the room's clock (default 60)",
     )
@@ -60,25 +58,40 @@ def _run_id(text: str) -> int:
     return value
 
 
+def _seconds(option: str, text: str, lo: float, hi: float) -> float:
+    from tracker.service.ledger import LedgerError
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not lo <= value <= hi:
+        raise LedgerError(f"{option} {text}: a number of seconds from {lo:g} to {hi:g}")
+    return value
+
+
 def _report_lines(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [report["run"], *report["items"]]
 
 
 def cmd_inventory_run(args: argparse.Namespace) -> int:
     from tracker.cli import _emit, _ledger, _read, _store
-    from tracker.service.inventory import inventory_report, start_run, wait_done
+    from tracker.service.inventory import TIMEOUT_RANGE, inventory_report, start_run, wait_done
     from tracker.service.ledger import LedgerError
 
     site, room = _site_room(args.room)
-    if args.wait is not None and not 0 < args.wait <= 3600:
-        raise LedgerError(f"--wait {args.wait:g}: between 0 and 3600 seconds")
-    run = start_run(_ledger(args), site, room, timeout_s=args.timeout)
-    if args.wait is None:
+    wait = None if args.wait is None else _seconds("--wait", args.wait, 0.1, 3600)
+    lo, hi = TIMEOUT_RANGE
+    timeout = _seconds("--timeout", args.timeout, lo, hi)
+    if timeout != int(timeout):
+        raise LedgerError(f"--timeout {args.timeout}: a whole number of seconds")
+    run = start_run(_ledger(args), site, room, timeout_s=int(timeout))
+    if wait is None:
         _emit([run])
         return 0
     store = _store(args)
     try:
-        wait_done(store.readers, run["run"], args.wait)
+        wait_done(store.readers, run["run"], wait)
     finally:
         store.engine.dispose()
     _emit(_report_lines(_read(args, lambda s: inventory_report(s, run["run"]))))
