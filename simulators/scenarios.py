@@ -18,6 +18,13 @@ Built-in scenarios (``ironroom sim room --scenario NAME``):
     Thursday 26 November 2026: opening at 08:31; a badge at cabinet c1, the unlock, a
     folder out and the cabinet closed; a folder read at the desk; the folder back at
     10:15; closing at 17:20 and the room armed; a tamper at 23:10.
+``destruction``
+    Thursday 26 November 2026 from 09:00, folders 1 and 2 in cabinet c1 (销毁, at the
+    cabinet c1 badge reader, the room's only one): the secretary's badge at 09:00:00 and
+    again at 09:00:30 (the same person twice), a second person's badge at 09:04:00 (too
+    long after), the secretary's at 09:05:00 (inside two minutes of it); then folder 1
+    read by the portal reader at 09:10 and folder 2 taken out of c1 at 09:12: the tags of
+    what the ledger destroyed, seen again.
 ``idle``
     Nothing happens: heartbeats only. For benchmarks and soak runs.
 ``inventory``
@@ -51,6 +58,8 @@ log = logging.getLogger(__name__)
 STEP_TIMEOUT_S = 5.0
 
 SECRETARY = "04A1B2C3D4E5F6"
+#: the destruction scenario's second witness (监销人)
+WITNESS = "04C1D2E3F4A5B6"
 FOLDER_1 = "E28011700000020A1B2C3D01"
 FOLDER_2 = "E28011700000020A1B2C3D02"
 FOLDER_3 = "E28011700000020A1B2C3D03"
@@ -123,6 +132,20 @@ SCENARIOS: dict[str, Scenario] = {
             Step("17:21:00", "arm"),
             Step("23:10:00", "activate", "tamper:t1"),
             Step("23:10:20", "deactivate", "tamper:t1"),
+        ),
+    ),
+    "destruction": Scenario(
+        name="destruction",
+        day="2026-11-26",
+        start="08:59:00",
+        tags={"cabinet:c1": (FOLDER_1, FOLDER_2)},
+        steps=(
+            Step("09:00:00", "badge", "cabinet:c1", SECRETARY),
+            Step("09:00:30", "badge", "cabinet:c1", SECRETARY),
+            Step("09:04:00", "badge", "cabinet:c1", WITNESS),
+            Step("09:05:00", "badge", "cabinet:c1", SECRETARY),
+            Step("09:10:00", "portal", "portal", FOLDER_1),
+            Step("09:12:00", "take_tag", "cabinet:c1", FOLDER_2),
         ),
     ),
     "idle": Scenario(name="idle", day="2026-11-26", start="09:00:00", steps=()),

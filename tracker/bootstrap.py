@@ -28,6 +28,8 @@ def rules_of(cfg: TrackerConfig) -> Rules:
         session_s=cfg.session_s,
         unlock_s=cfg.unlock_s,
         allow_uid_only=cfg.allow_uid_only,
+        destruction_window_s=cfg.destruction_window_s,
+        destruction_reader=cfg.destruction_reader,
     )
 
 

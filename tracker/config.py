@@ -24,6 +24,10 @@ mon = ["08:30-12:00", "13:30-17:30"]
 [loans]                 # days per classification; "in-room": due at closing time
 top-secret = "in-room"
 secret = 7
+
+[destruction]           # 销毁: two witnesses' badges at the reader within window_s
+window_s = 120
+reader = "desk"         # the designated place: "desk" or "cabinet:<id>"
 ```
 """
 
@@ -43,6 +47,7 @@ from protocol.hours import (
     parse_spans,
     parse_weekly,
 )
+from protocol.names import is_name
 from tracker.domain.levels import Level
 from tracker.domain.rules import DEFAULT_LOAN_DAYS
 
@@ -93,6 +98,8 @@ class TrackerConfig:
     command_ttl_s: int = 60
     allow_uid_only: bool = False
     batch_max: int = 200  # bounds how long an alarm can wait behind bulk events
+    destruction_window_s: int = 120  # [destruction] window_s
+    destruction_reader: str = "desk"  # [destruction] reader
     source: Path | None = None
 
     def with_overrides(self, *, broker: str | None, db: str | None) -> TrackerConfig:
@@ -185,7 +192,7 @@ def _table(data: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
 
 
 def _build(data: dict[str, Any], source: Path | None) -> TrackerConfig:
-    unknown = set(data) - {"tracker", "database", "mqtt", "hours", "loans"}
+    unknown = set(data) - {"tracker", "database", "mqtt", "hours", "loans", "destruction"}
     if unknown:
         raise TrackerConfigError(f"unknown tables {sorted(unknown)}")
     base = source.parent if source else Path.cwd()
@@ -282,6 +289,20 @@ def _build(data: dict[str, Any], source: Path | None) -> TrackerConfig:
             loan_days[level] = v
         else:
             raise TrackerConfigError(f'loans.{key}: expected days 1..3650 or "in-room"')
+    dz = _table(data, "destruction", {"window_s", "reader"})
+    if "window_s" in dz:
+        v = dz["window_s"]
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 3600:
+            raise TrackerConfigError(f"destruction.window_s: expected seconds 1..3600, got {v!r}")
+        values["destruction_window_s"] = v
+    if "reader" in dz:
+        v = dz["reader"]
+        kind, _, cab = v.partition(":") if isinstance(v, str) else ("", "", "")
+        if not (v == "desk" or (kind == "cabinet" and is_name(cab))):
+            raise TrackerConfigError(
+                f'destruction.reader: expected "desk" or "cabinet:<id>", got {v!r}'
+            )
+        values["destruction_reader"] = v
     return TrackerConfig(
         db_url=db_url,
         mqtt=MqttSettings(**mq),

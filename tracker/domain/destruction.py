@@ -1,11 +1,12 @@
-"""Destruction (销毁, DOMAIN.md rule 12): an approved list is carried out at a room's desk
-when two different people present their badges there within a short window (两人以上监销),
-while every document of the list is present.
+"""Destruction (销毁, DOMAIN.md rule 12): an approved list is carried out at a room's
+designated place, its desk unless the site names another badge reader, when two different
+people present their badges there within a short window (两人以上监销), while every
+document of the list is present.
 
 A document is present when it is in a cabinet of the room (``in_cabinet`` or
 ``misplaced``), or on loan from the room to one of the two witnesses (taken out of the
 cabinet to the desk under a witness's badge session). A list is carried out whole or not
-at all. Every badge at the desk while a list waits in the room is recorded: as a
+at all. Every badge at that reader while a list waits in the room is recorded: as a
 witness (``destruction_witness``), or refused with the reason (``destruction_refused``).
 """
 
@@ -109,8 +110,10 @@ def desk_badge(
     lists: Sequence[DestroyList],
     window: timedelta,
     allow_uid_only: bool = False,
+    reader: str = "desk",
 ) -> list[Outcome]:
-    """A badge presented at ``room``'s desk while approved ``lists`` wait there.
+    """A badge presented at ``room``'s designated ``reader`` (the desk, unless the site
+    names another) while approved ``lists`` wait there.
 
     ``earlier``: the witnesses already recorded in the room (any age; only those inside
     ``window`` before ``now`` count). With a witness of another person inside the window
@@ -120,7 +123,7 @@ def desk_badge(
     if not lists:
         return []
     requests = [x.request_id for x in lists]
-    base = {"uid": uid, "reader": "desk", "requests": requests}
+    base = {"uid": uid, "reader": reader, "requests": requests}
     why = witness_refusal(person, auth, allow_uid_only)
     if why is not None or person is None:
         return [

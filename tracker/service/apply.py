@@ -36,6 +36,10 @@ class Rules:
     session_s: int = 120
     unlock_s: int = 20
     allow_uid_only: bool = False
+    #: two witnesses' badges at the desk within this many seconds carry out a
+    #: destruction (销毁); ``[destruction] window_s``
+    destruction_window_s: int = 120
+    destruction_reader: str = "desk"  # the designated place: "desk" or "cabinet:<id>"
 
 
 def live_row(s: Session, room: m.Room) -> m.RoomLive:

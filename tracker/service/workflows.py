@@ -31,9 +31,9 @@ AfterCommit = Callable[[sessionmaker[Session], datetime, "Rules"], None]
 
 
 def event_handlers() -> Sequence[EventHandler]:
-    from tracker.service import handover, inventory
+    from tracker.service import destruction, handover, inventory
 
-    return (handover.on_event, inventory.on_event)
+    return (handover.on_event, inventory.on_event, destruction.on_event)
 
 
 def tick_handlers() -> Sequence[TickHandler]:
