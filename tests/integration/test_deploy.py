@@ -424,3 +424,81 @@ def test_the_client_certificates_verify_against_the_site_ca(site: Site) -> None:
             check=False,
         )
         assert res.returncode == 0, res.stdout + res.stderr
+
+
+# -- client certificates ------------------------------------------------------------------
+
+
+@pytest.fixture
+def cert_broker(site: Site, tmp_path: Path) -> Iterator[Mosquitto]:
+    """The shipped config with its one documented switch, require_certificate, turned on."""
+    text = deployed_config(site.etc, tmp_path)
+    assert text.count("\nrequire_certificate false\n") == 1
+    text = text.replace("\nrequire_certificate false\n", "\nrequire_certificate true\n")
+    broker = Mosquitto(tmp_path / "mosquitto", config=text)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def _tls_login(site: Site, port: int, user: str, password: str, cert: str | None) -> Any:
+    """The CONNACK reason, or the TLS error that came instead."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-{uuid.uuid4().hex[:6]}",
+                         protocol=mqtt.MQTTv5)  # fmt: skip
+    client.username_pw_set(user, password)
+    certfile = keyfile = None
+    if cert is not None:
+        certfile, keyfile = str(site.pki / f"{cert}.crt"), str(site.pki / f"{cert}.key")
+    client.tls_set(ca_certs=str(site.ca), certfile=certfile, keyfile=keyfile,
+                   cert_reqs=ssl.CERT_REQUIRED)  # fmt: skip
+    reasons: list[Any] = []
+    done = threading.Event()
+    client.on_connect = lambda c, u, f, reason, p: (reasons.append(reason), done.set())
+    client.on_disconnect = lambda *a: done.set()
+    try:
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        assert done.wait(10), "neither CONNACK nor a closed connection"
+        # TLS 1.3: a refused client certificate shows only as the connection closing
+        return reasons[0] if reasons else "closed"
+    except (ssl.SSLError, OSError) as exc:
+        return exc
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_with_client_certificates_a_client_needs_both(
+    site: Site, cert_broker: Mosquitto, tmp_path: Path
+) -> None:
+    port = cert_broker.port
+    ok = _tls_login(site, port, "room-101-ctl", site.password("room-101-ctl"), "room-101-ctl")
+    assert not isinstance(ok, Exception | str) and not ok.is_failure, ok
+    no_cert = _tls_login(site, port, "room-101-ctl", site.password("room-101-ctl"), None)
+    assert isinstance(no_cert, Exception | str), no_cert
+    wrong_password = _tls_login(site, port, "room-101-ctl", "wrong", "room-101-ctl")
+    assert not isinstance(wrong_password, Exception | str) and wrong_password.is_failure
+    # a certificate from another CA (made the same way, in another folder)
+    other = tmp_path / "other-pki"
+    made = ironroom("deploy", "certs", "--out", other, "--client", "room-101-ctl")
+    assert made.returncode == 0, made.stderr
+    foreign = _tls_login(
+        Site(site.broker, site.etc, _mixed(tmp_path, site, other)),
+        port,
+        "room-101-ctl",
+        site.password("room-101-ctl"),
+        "room-101-ctl",
+    )
+    assert isinstance(foreign, Exception | str), foreign
+
+
+def _mixed(tmp_path: Path, site: Site, other: Path) -> Path:
+    """The site's CA (to verify the broker) with another CA's client certificate."""
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copyfile(site.ca, mixed / "ca.crt")
+    for ext in ("crt", "key"):
+        shutil.copyfile(other / f"room-101-ctl.{ext}", mixed / f"room-101-ctl.{ext}")
+    return mixed
