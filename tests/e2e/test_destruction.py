@@ -158,4 +158,3 @@ def test_two_witnesses_destroy_an_approved_list(
     res = cli.run("audit", "verify")
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("audit chain ok: ")
-
