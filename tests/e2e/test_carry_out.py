@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ import pytest
 
 from protocol.envelope import decode_command, decode_event
 from protocol.signing import parse_key
-from protocol.timefmt import parse_ts
+from protocol.timefmt import format_ts, parse_ts
 from simulators.scenarios import FOLDER_1, FOLDER_2, FOLDER_TOP
 from tests.support import Collector, Mosquitto
 from tests.tracker_support import (
@@ -88,6 +89,10 @@ def test_carry_out_pass_at_the_portal(tmp_path: Path, request: pytest.FixtureReq
     request.addfinalizer(tracker.stop)
     wire = Collector(mq, "ironroom/#")
     request.addfinalizer(wire.close)
+    # a request nobody decides: the running tracker lets it expire (in its own time)
+    expires = format_ts(datetime.now(UTC) + timedelta(seconds=5))
+    [stale] = cli.rows("ledger", "request", "copy", FOLDER_2, "--by", "sec", "--copies", "1",
+                       "--expires", expires)  # fmt: skip
     tracker.start()
 
     sim = subprocess.run(
@@ -114,6 +119,11 @@ def test_carry_out_pass_at_the_portal(tmp_path: Path, request: pytest.FixtureReq
         lambda: query(db, published) == [(3,)],
         20,
         "the sirens published",
+    )
+    tracker.wait(
+        lambda: query(db, "SELECT state FROM requests WHERE id = ?", stale["id"]) == [("expired",)],
+        20,
+        "the undecided request to expire",
     )
     assert tracker.stop() == 0, tracker.log_text()
     wire.close()
@@ -176,5 +186,10 @@ def test_carry_out_pass_at_the_portal(tmp_path: Path, request: pytest.FixtureReq
     assert sorted(a for (a,) in entries) == [
         "request.approve",
         "request.carry-out",
+        "request.copy",
         "request.document",
+        "request.document",
+        "request.expire",
     ]
+    [(actor,)] = query(db, "SELECT actor FROM audit WHERE action = 'request.expire'")
+    assert actor == "tracker"
