@@ -502,3 +502,92 @@ def _mixed(tmp_path: Path, site: Site, other: Path) -> Path:
     for ext in ("crt", "key"):
         shutil.copyfile(other / f"room-101-ctl.{ext}", mixed / f"room-101-ctl.{ext}")
     return mixed
+
+
+# -- the tracker and a room over the deployed broker --------------------------------------
+
+
+def _wait_log(proc: subprocess.Popen[bytes], log: Path, text: str, what: str) -> None:
+    def seen() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"exited while waiting for {what}:\n{log.read_text(errors='replace')}")
+        return text in log.read_text(errors="replace")
+
+    wait_until(seen, 30, what)
+
+
+def test_the_tracker_and_a_room_work_through_the_deployed_broker(
+    site: Site, tmp_path: Path
+) -> None:
+    """deploy/examples/tracker.toml as shipped (its broker moved here by --broker) with the
+    credentials `deploy broker` wrote, and the simulated room on the site's TLS login: the
+    room's start reaches the ledger, the tracker's policy.update reaches the room and its
+    result comes back, and the audit chain verifies."""
+    db = f"sqlite:///{tmp_path / 'tracker.db'}"
+    etc = tmp_path / "etc-ironroom"
+    etc.mkdir()
+    shutil.copyfile(ROOT / "deploy/examples/tracker.toml", etc / "tracker.toml")
+    shutil.copyfile(site.etc / "tracker.mqtt.password", etc / "tracker.mqtt.password")
+    shutil.copyfile(site.ca, etc / "ca.crt")
+    data = tmp_path / "room-data"
+    key = data / "controller.key"
+    for args in (
+        ("keys", "generate", key),
+        ("ledger", "init", "--db", db),
+        ("ledger", "room", "add", "hq", "room-101", "--controller", "room-101-ctl",
+         "--key-file", key, "--db", db),
+    ):  # fmt: skip
+        res = ironroom(*args)
+        assert res.returncode == 0, res.stderr
+    room_toml = tmp_path / "room.toml"
+    sim = (ROOT / "simulators/room-sim.toml").read_text()
+    plain = '[mqtt]\nbroker = "mqtt://127.0.0.1:1883"\n'
+    assert sim.count(plain) == 1
+    tls = "\n".join([
+        "[mqtt]",
+        f'broker = "mqtts://127.0.0.1:{site.broker.port}"',
+        'username = "room-101-ctl"',
+        f'password_file = "{site.etc / "room-101-ctl.mqtt.password"}"',
+        f'ca_file = "{site.ca}"',
+    ]) + "\n"  # fmt: skip
+    room_toml.write_text(sim.replace(plain, tls))
+
+    url = f"mqtts://127.0.0.1:{site.broker.port}"
+    tracker_log, room_log = tmp_path / "tracker.log", tmp_path / "room.log"
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with tracker_log.open("wb") as out:
+            procs.append(subprocess.Popen(
+                [*IRONROOM, "tracker", "--config", str(etc / "tracker.toml"), "--broker", url,
+                 "--db", db], stdout=out, stderr=subprocess.STDOUT))  # fmt: skip
+        _wait_log(procs[0], tracker_log, "ready", "the tracker's subscriptions")
+        with room_log.open("wb") as out:
+            procs.append(subprocess.Popen(
+                [*IRONROOM, "sim", "room", "--config", str(room_toml), "--scenario", "idle",
+                 "--data-dir", str(data), "--no-badges", "--tracker"],
+                stdout=out, stderr=subprocess.STDOUT))  # fmt: skip
+
+        def applied() -> set[str]:
+            res = ironroom("ledger", "events", "--room", "hq/room-101", "--db", db)
+            assert res.returncode == 0, res.stderr
+            return {json.loads(line)["type"] for line in res.stdout.splitlines()}
+
+        def both() -> bool:
+            for proc, log in zip(procs, (tracker_log, room_log), strict=True):
+                if proc.poll() is not None:
+                    pytest.fail(f"exited:\n{log.read_text(errors='replace')[-3000:]}")
+            return {"controller.started", "command.result"} <= applied()
+
+        wait_until(both, 60, "the room's start and its policy.update result in the ledger")
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+    assert "forged" not in tracker_log.read_text(errors="replace")
+    verify = ironroom("audit", "verify", "--db", db)
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stdout.startswith("audit chain ok: ")
