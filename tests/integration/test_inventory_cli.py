@@ -402,3 +402,41 @@ def test_a_report_edited_behind_the_trackers_back_breaks_the_chain(world: World,
         s.execute(text(sql))
     with w.store.readers() as s:
         assert not verify(s).ok
+
+
+def test_a_run_on_postgresql(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same sweep with the ledger on PostgreSQL (the chain's advisory lock, the
+    column types and lengths)."""
+    import tests.unit.test_tracker_ingest as ingest
+    from tracker.bootstrap import open_store
+
+    monkeypatch.setattr(ingest, "open_store", lambda _url: open_store(postgres_url))
+    w = ingest.make_world(tmp_path)
+    try:
+        w.ledger.document_add(
+            DocumentIn.build(
+                number="机要〔2026〕2号",
+                title="文件",
+                classification="机密",
+                tag=F2,
+                cabinet="hq/room-101/c2",
+            )
+        )
+        started(w, ["cabinet:c1", "cabinet:c2"])
+        run = start_run(w.ledger, "hq", "room-101")
+        w.proc.tick()
+        c1, c2 = sorted(inventory_commands(w), key=lambda c: c.data["reader"])
+        stray = "E2" * 64  # the longest EPC the wire allows
+        answer(w, c1, [F2, stray])
+        answer(w, c2, [])
+        rep = report(w, run["run"])
+        assert outcomes(rep) == [
+            ("missing", FOLDER, None),
+            ("wrong_cabinet", F2, "hq/room-101/c1"),
+            ("unknown_tag", stray, "hq/room-101/c1"),
+        ]
+        chain_ok(w)
+    finally:
+        w.store.engine.dispose()
