@@ -23,9 +23,7 @@ GONE = Person("gone", "离任", Level.SECRET, active=False)
 
 
 def item(i: int = 1, status: str = "in_cabinet", room: str | None = ROOM, **kw: str) -> dx.Item:
-    return dx.Item(
-        i, f"机要〔2026〕{i}号", 1, status, room, kw.get("home", ROOM), kw.get("holder")
-    )
+    return dx.Item(i, f"机要〔2026〕{i}号", 1, status, room, kw.get("home", ROOM), kw.get("holder"))
 
 
 def lst(*items: dx.Item, rid: int = 7) -> dx.DestroyList:
@@ -177,7 +175,9 @@ def test_an_empty_list_destroys_nothing() -> None:
 
 # A retired tag (its document destroyed, the tag still bound to it) read anywhere raises
 # destroyed_tag_seen: departing or arriving at a cabinet, at the desk or the portal.
-RETIRED = Document(5, "机要〔2026〕5号", Level.SECRET, "E2001", "hq/room-101/c1", status="destroyed")
+RETIRED = Document(
+    5, "机要〔2026〕5号", Level.SECRET, "E2001", "hq/room-101/c1", status="destroyed"
+)
 
 
 @pytest.mark.parametrize(
@@ -213,3 +213,44 @@ def test_a_retired_tag_seen_again_raises_destroyed_tag_seen(event: str, point: s
             detail={"epc": "E2001", "number": "机要〔2026〕5号"},
         )
     ]
+
+
+# -- the config: [destruction] window_s and reader ------------------------------------
+
+HOURS = '[hours]\nmon = ["08:30-17:30"]\n'
+
+
+def test_the_window_and_reader_default_and_load() -> None:
+    from tracker.bootstrap import rules_of
+    from tracker.config import parse_tracker_config
+
+    cfg = parse_tracker_config(HOURS)
+    assert (cfg.destruction_window_s, cfg.destruction_reader) == (120, "desk")
+    cfg = parse_tracker_config(HOURS + '[destruction]\nwindow_s = 30\nreader = "cabinet:c1"\n')
+    assert (cfg.destruction_window_s, cfg.destruction_reader) == (30, "cabinet:c1")
+    r = rules_of(cfg)
+    assert (r.destruction_window_s, r.destruction_reader) == (30, "cabinet:c1")
+
+
+@pytest.mark.parametrize(
+    ("table", "error"),
+    [
+        ("window_s = 0", "destruction.window_s: expected seconds 1..3600, got 0"),
+        ("window_s = 3601", "destruction.window_s: expected seconds 1..3600"),
+        ("window_s = true", "destruction.window_s: expected seconds"),
+        ('window_s = "120"', "destruction.window_s: expected seconds"),
+        ('reader = "portal"', 'destruction.reader: expected "desk" or "cabinet:<id>"'),
+        ('reader = "cabinet:"', "destruction.reader: expected"),
+        ('reader = "cabinet:C 1"', "destruction.reader: expected"),
+        ("reader = 1", "destruction.reader: expected"),
+        ("witnesses = 2", "destruction: unknown keys ['witnesses']"),
+    ],
+)
+def test_bad_destruction_config_names_the_key(table: str, error: str) -> None:
+    from pathlib import Path
+
+    from tracker.config import TrackerConfigError, parse_tracker_config
+
+    with pytest.raises(TrackerConfigError) as exc:
+        parse_tracker_config(HOURS + f"[destruction]\n{table}\n", source=Path("t.toml"))
+    assert str(exc.value).startswith("t.toml: ") and error in str(exc.value)
