@@ -297,8 +297,8 @@ def _build(data: dict[str, Any], source: Path | None) -> TrackerConfig:
         values["destruction_window_s"] = v
     if "reader" in dz:
         v = dz["reader"]
-        kind, _, cab = v.partition(":") if isinstance(v, str) else ("", "", "")
-        if not (v == "desk" or (kind == "cabinet" and is_name(cab))):
+        prefix_, _, cab = v.partition(":") if isinstance(v, str) else ("", "", "")
+        if not (v == "desk" or (prefix_ == "cabinet" and is_name(cab))):
             raise TrackerConfigError(
                 f'destruction.reader: expected "desk" or "cabinet:<id>", got {v!r}'
             )
