@@ -76,7 +76,9 @@ def rows_of(out: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.decode().splitlines() if line]
 
 
-def feed(db: str, t0: datetime, events: list[tuple[timedelta, str, dict[str, Any]]]) -> None:
+def feed(
+    db: str, t0: datetime, events: list[tuple[timedelta, str, dict[str, Any]]], *, boot: int = 1
+) -> None:
     """Signed events of hq/room-101, applied by the tracker's own pipeline (the only way
     a loan is written: a badge and a tag leaving the cabinet)."""
     store = open_store(db)
@@ -112,7 +114,7 @@ def feed(db: str, t0: datetime, events: list[tuple[timedelta, str, dict[str, Any
                 site="hq",
                 room="room-101",
                 controller=CONTROLLER,
-                boot=1,
+                boot=boot,
                 seq=seq,
                 ts=clock.t,
                 type=type_,
@@ -484,49 +486,33 @@ def test_inventory_report(swept: str, tmp_path: Path) -> None:
 # -- destruction (销毁) -----------------------------------------------------------------
 
 
-def destroy(db: str, numbers: list[str], at: datetime) -> None:
-    """A destruction record as the carrying out writes it (an approved ``destroy``
-    request, both witnesses, each document destroyed), through the ledger's writer."""
-    from sqlalchemy import select
-
-    from protocol.timefmt import format_ts
-    from tracker.service.ledger import Ledger
-    from tracker.store import models as m
-
-    store = open_store(db)
-    lg = Ledger(store.sessions, rules_of(TrackerConfig()), actor="tracker", reason="t", now=at)
-    ts = format_ts(at)
-    try:
-        with lg.change() as w:
-            room = w.s.scalars(select(m.Room)).one()
-            req = w.add("request.add", m.Request(kind="destroy", state="done", requester_id="p1",
-                                                created=ts, expires=ts, decided_by="p1",
-                                                decided=ts, done=ts))  # fmt: skip
-            rec = w.add("destruction.record", m.Destruction(
-                request_id=req.id, room_id=room.id, reader="desk", destroyed=ts,
-                approved_by="p1", witness1_id="p1", witness1_badge="04A1B2C3",
-                witness1_at=ts, witness2_id="p2", witness2_badge="04A1B2C4", witness2_at=ts,
-            ))  # fmt: skip
-            for number in numbers:
-                for d in w.s.scalars(select(m.Document).where(m.Document.number == number)):
-                    w.add("destruction.item", m.DestructionItem(
-                        destruction_id=rec.id, document_id=d.id, number=d.number,
-                        copy_no=d.copy_no, copies=d.copies, tag=d.tag,
-                        classification=d.classification, status_before=d.status,
-                        holder_before=d.holder_id,
-                    ))  # fmt: skip
-                    w.change("document.destroy", d, status="destroyed",
-                             location_cabinet_id=None)  # fmt: skip
-    finally:
-        store.engine.dispose()
+def destroy(db: str, numbers: list[str], at: datetime, boot: int) -> None:
+    """A destruction list requested and approved on the command line, carried out by
+    two witnesses' badges at the desk (the tracker's own ingest)."""
+    out = ok("ledger", "request", "destroy", *numbers, "--by", "p1", db=db)
+    request = rows_of(out)[0]
+    ok("ledger", "approve", str(request["id"]), "--by", "p3", db=db)
+    feed(
+        db,
+        at,
+        [
+            (timedelta(0), "badge.presented", {"reader": "desk", "uid": "04A1B2C3",
+                                               "auth": "verified"}),
+            (timedelta(seconds=20), "badge.presented", {"reader": "desk", "uid": "04A1B2C4",
+                                                        "auth": "verified"}),
+        ],
+        boot=boot,
+    )  # fmt: skip
 
 
 def test_destruction_report(db: str, tmp_path: Path) -> None:
     r = by_header(parse_csv(ok("report", "destruction", db=db)))
     assert r == []
     at = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
-    destroy(db, ["机要〔2026〕3号", "机要〔2026〕1号"], at)
-    destroy(db, ["机要〔2026〕2号"], at + timedelta(days=1))
+    ok("ledger", "person", "add", "p3", "--name", "赵处长", "--clearance", "机密", "--role",
+       "dept-head", "--dept", "办公室", db=db)  # fmt: skip
+    destroy(db, ["机要〔2026〕3号", "机要〔2026〕1号"], at, boot=2)
+    destroy(db, ["机要〔2026〕2号"], at + timedelta(days=1), boot=3)
     rows = by_header(parse_csv(ok("report", "destruction", db=db)))
     assert [(x["记录号 / Record"], x["文号 / Number"]) for x in rows] == [
         ("1", "机要〔2026〕1号"), ("1", "机要〔2026〕3号"), ("2", "机要〔2026〕2号"),
@@ -538,7 +524,7 @@ def test_destruction_report(db: str, tmp_path: Path) -> None:
     assert (first["密级 / Classification"], first["份号 / Copy"]) == ("机密", "1/1")
     assert first["标签 / Tag"] == f"E28011700000020{1:09X}"
     assert first["销毁前 / Before"] == "在柜 in_cabinet"
-    assert first["批准人 / Approved by"] == "张秘书 (p1)"
+    assert first["批准人 / Approved by"] == "赵处长 (p3)"
     assert first["监销人一 / Witness 1"] == "张秘书 (p1) 04A1B2C3 2026-11-20 10:30"
     assert first["监销人二 / Witness 2"] == "李四 (p2) 04A1B2C4 2026-11-20 10:30"
     # the register shows them destroyed; the chain holds every record
