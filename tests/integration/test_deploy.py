@@ -42,16 +42,34 @@ def ironroom(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def deployed_config(etc: Path, var: Path) -> str:
-    """deploy/mosquitto/ironroom.conf with /etc/mosquitto and /var/lib/mosquitto moved to
-    ``etc`` and ``var``, and its one listener on a free loopback port ({port}); run as this
-    user (as root, Mosquitto would switch to "mosquitto", who cannot read tmp_path), logging
-    to stderr (the shipped file leaves log_dest to mosquitto.conf)."""
+def deployed_broker(etc: Path, var: Path, workdir: Path, **switches: str) -> Mosquitto:
+    """A Mosquitto (not started) laid out as on a Debian host: a main config like Debian's
+    /etc/mosquitto/mosquitto.conf (persistence in ``var``, include_dir ``etc``/conf.d)
+    and deploy/mosquitto/ironroom.conf in conf.d with /etc/mosquitto and
+    /var/lib/mosquitto moved to ``etc`` and ``var`` and its one listener on a free loopback
+    port; ``switches`` set options the shipped file documents (each must be there once).
+    It runs as this user: as root, Mosquitto would switch to "mosquitto", who cannot read
+    tmp_path."""
+    var.mkdir(parents=True, exist_ok=True)
+    (etc / "conf.d").mkdir(parents=True, exist_ok=True)
+    main = [
+        f"user {getpass.getuser()}",
+        "persistence true",
+        f"persistence_location {var}/",
+        "log_dest stderr",
+        f"include_dir {etc / 'conf.d'}",
+    ]
+    broker = Mosquitto(workdir, config="\n".join(main) + "\n")
     text = (DEPLOY / "ironroom.conf").read_text()
     assert text.count("\nlistener 8883\n") == 1, "the shipped listener changed: update this"
     text = text.replace("/etc/mosquitto", str(etc)).replace("/var/lib/mosquitto", str(var))
-    text = text.replace("\nlistener 8883\n", "\nlistener {port} 127.0.0.1\n")
-    return f"user {getpass.getuser()}\n{text}log_dest stderr\n"
+    text = text.replace("\nlistener 8883\n", f"\nlistener {broker.port} 127.0.0.1\n")
+    for key, value in switches.items():
+        lines = [line for line in text.splitlines() if line.split(" ", 1)[0] == key]
+        assert len(lines) == 1, f"{key} is not in the shipped config once"
+        text = text.replace(f"\n{lines[0]}\n", f"\n{key} {value}\n")
+    (etc / "conf.d" / "ironroom.conf").write_text(text)
+    return broker
 
 
 @dataclass
@@ -85,7 +103,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     # the broker runs on the shipped ACL; the one written is compared with it below
     (etc / "ironroom.acl").rename(etc / "written.acl")
     shutil.copyfile(DEPLOY / "ironroom.acl", etc / "ironroom.acl")
-    broker = Mosquitto(base / "mosquitto", config=deployed_config(etc, var))
+    broker = deployed_broker(etc, var, base / "mosquitto")
     broker.start()
     try:
         yield Site(broker, etc, pki)
@@ -432,10 +450,10 @@ def test_the_client_certificates_verify_against_the_site_ca(site: Site) -> None:
 @pytest.fixture
 def cert_broker(site: Site, tmp_path: Path) -> Iterator[Mosquitto]:
     """The shipped config with its one documented switch, require_certificate, turned on."""
-    text = deployed_config(site.etc, tmp_path)
-    assert text.count("\nrequire_certificate false\n") == 1
-    text = text.replace("\nrequire_certificate false\n", "\nrequire_certificate true\n")
-    broker = Mosquitto(tmp_path / "mosquitto", config=text)
+    broker = deployed_broker(tmp_path / "etc", tmp_path / "var", tmp_path / "mosquitto",
+                             require_certificate="true")  # fmt: skip
+    shutil.copytree(site.etc, tmp_path / "etc", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("conf.d"))  # fmt: skip
     broker.start()
     try:
         yield broker

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import ipaddress
 import shutil
 import ssl
@@ -24,6 +23,7 @@ from protocol.envelope import MAX_PAYLOAD, decode_event
 from simulators.clock import SimClock
 from simulators.room import SimulatedRoom
 from tests.integration.room_fixtures import FRIDAY_10, room_config
+from tests.integration.test_deploy import deployed_broker
 from tests.support import Mosquitto, wait_until
 
 
@@ -156,28 +156,16 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 EVT = "ironroom/v1/hq/room-101/evt/controller"
 
 
-def _deployed_config(tls: tuple[Path, Path, Path], passwd: Path) -> str:
-    """deploy/mosquitto/ironroom.conf as shipped, its paths pointed at this test's files and
-    its listener at a free loopback port; the shipped ACL file itself."""
-    paths = {
-        "password_file": str(passwd),
-        "acl_file": str(DEPLOY / "ironroom.acl"),
-        "listener": "{port} 127.0.0.1",
-        "cafile": str(tls[0]),
-        "certfile": str(tls[1]),
-        "keyfile": str(tls[2]),
-        "persistence_location": "{workdir}/",
-    }
-    lines, seen = [], set()
-    for line in (DEPLOY / "ironroom.conf").read_text().splitlines():
-        word = line.split(" ", 1)[0]
-        if word in paths:
-            line = f"{word} {paths[word]}"
-            seen.add(word)
-        lines.append(line)
-    assert seen == set(paths), "the shipped config changed: update this test"
-    # As root, Mosquitto would switch to the "mosquitto" user, who cannot read tmp_path.
-    return "\n".join([f"user {getpass.getuser()}", *lines, "log_dest stderr"]) + "\n"
+def _deployed_broker(tmp_path: Path, tls: tuple[Path, Path, Path], passwd: Path) -> Mosquitto:
+    """deploy/mosquitto/ironroom.conf and ironroom.acl as shipped, laid out as on a Debian
+    host (tests/integration/test_deploy.py), with this test's certificates and passwords."""
+    etc = tmp_path / "etc"
+    (etc / "certs").mkdir(parents=True)
+    for path, name in zip(tls, ("ca.crt", "broker.crt", "broker.key"), strict=True):
+        shutil.copyfile(path, etc / "certs" / name)
+    shutil.copyfile(passwd, etc / "ironroom.passwd")
+    shutil.copyfile(DEPLOY / "ironroom.acl", etc / "ironroom.acl")
+    return deployed_broker(etc, tmp_path / "var", tmp_path / "mosquitto")
 
 
 def _client(name: str, password: str, port: int, ca: Path) -> tuple[mqtt.Client, threading.Event]:
@@ -199,7 +187,7 @@ def test_the_deployed_broker_config_refuses_oversized_messages(tmp_path: Path) -
     folder.mkdir()
     tls = _certs(folder)
     passwd = _passwords(folder, {"room-101-ctl": "s3cret-ctl", "tracker": "s3cret-trk"})
-    broker = Mosquitto(tmp_path / "mosquitto", config=_deployed_config(tls, passwd))
+    broker = _deployed_broker(tmp_path, tls, passwd)
     broker.start()
     got: list[bytes] = []
     subscribed = threading.Event()
