@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.unit.test_tracker_ingest import FOLDER, World, make_world
+from tests.unit.test_tracker_ingest import FOLDER, KEY, World, make_world
 from tracker.service.inventory import inventory_report, list_runs, start_run
 from tracker.service.ledger import DocumentIn, LedgerError
 from tracker.store import models as m
@@ -440,3 +440,35 @@ def test_a_run_on_postgresql(
         chain_ok(w)
     finally:
         w.store.engine.dispose()
+
+
+def test_a_document_of_another_room_read_here_is_in_the_wrong_cabinet(world: World) -> None:
+    w = world
+    w.ledger.room_add("hq", "room-102", "room-102-ctl", KEY, None)
+    w.ledger.cabinet_add("hq", "room-102", "d1", False)
+    visitor = "E28011700000020A1B2C3D05"
+    w.ledger.document_add(
+        DocumentIn.build(
+            number="机要〔2026〕5号",
+            title="文件",
+            classification="秘密",
+            tag=visitor,
+            cabinet="hq/room-102/d1",
+        )
+    )
+    started(w, ["cabinet:c1", "cabinet:c2"])
+    run = start_run(w.ledger, "hq", "room-101")
+    w.proc.tick()
+    c1, c2 = sorted(inventory_commands(w), key=lambda c: c.data["reader"])
+    answer(w, c1, [FOLDER, F2, visitor])
+    answer(w, c2, [F3])
+    rep = report(w, run["run"])
+    [wrong] = [i for i in rep["items"] if i["outcome"] == "wrong_cabinet"]
+    assert (wrong["epc"], wrong["cabinet"], wrong["home"]) == (
+        visitor,
+        "hq/room-101/c1",
+        "hq/room-102/d1",
+    )
+    assert [i["outcome"] for i in rep["items"]].count("present") == 3
+    assert status(w, visitor)[0] == "misplaced"
+    chain_ok(w)

@@ -239,11 +239,11 @@ def finish(w: Writer, run: m.InventoryRun, room: m.Room, cfg: Rules, when: datet
     for r in reads:
         if r.ok and r.tags is not None:
             swept[f"{room.site}/{room.room}/{r.reader.split(':', 1)[1]}"] = json.loads(r.tags)
-    heard = sorted({t for tags in swept.values() for t in tags})
+    heard = {t for tags in swept.values() for t in tags}
     ids = list(cabs.by_id)
     clauses = [m.Document.home_cabinet_id.in_(ids), m.Document.location_cabinet_id.in_(ids)]
     if heard:
-        clauses.append(m.Document.tag.in_(heard))
+        clauses.append(m.Document.tag.in_(sorted(heard)))
     rows = s.scalars(select(m.Document).where(or_(*clauses)).order_by(m.Document.id)).all()
     # A document homed here but misplaced in another room is that room's to find.
     docs = [
