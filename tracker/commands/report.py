@@ -38,7 +38,7 @@ def add_parsers(ledger: Any, top: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from tracker.cli import _read
+    from tracker.cli import _ONE_LINE, _read
     from tracker.clock import SystemClock
     from tracker.reports.render import to_csv, to_html
     from tracker.reports.tables import build
@@ -48,9 +48,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     report, meta = _read(args, lambda s: build(s, args.report, now, run_id=run_id))
     data = to_csv(report) if args.format == "csv" else to_html(report, meta).encode("utf-8")
     _write(data, args.out)
-    if not report.ok:
-        problem = dict(report.notes).get("审计链校验 / Chain verification", "")
-        print(f"ironroom: audit chain {problem.split(' ', 1)[-1]}", file=sys.stderr)
+    if not report.ok:  # written all the same, the failure in it
+        print(f"ironroom: {report.problem.translate(_ONE_LINE)}", file=sys.stderr)
         return 1
     return 0
 

@@ -41,8 +41,12 @@ class Report:
     notes: tuple[tuple[str, str], ...] = ()
     #: indexes of rows printed marked (overdue loans, missing items, a broken chain)
     marked: frozenset[int] = field(default_factory=frozenset)
-    #: False when the report itself records a failure (the audit chain broken)
-    ok: bool = True
+    #: the failure the report itself records (the audit chain broken), one line
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem
 
     def __post_init__(self) -> None:
         width = len(self.columns)

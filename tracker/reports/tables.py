@@ -171,10 +171,10 @@ def audit_trail(s: Session, *, zone: ZoneInfo = c.ZONE) -> Report:
                 e.hash,
             )
         )
+    where = f"entry {verdict.bad_entry}: " if verdict.bad_entry is not None else ""
     if verdict.ok:
         result = f"通过 ok: {verdict.count} 条 entries, head {verdict.head}"
     else:
-        where = f"entry {verdict.bad_entry}: " if verdict.bad_entry is not None else ""
         result = f"失败 BROKEN at {where}{verdict.problem}"
     return Report(
         "audit",
@@ -184,7 +184,7 @@ def audit_trail(s: Session, *, zone: ZoneInfo = c.ZONE) -> Report:
         tuple(rows),
         notes=(("审计链校验 / Chain verification", result),),
         marked=frozenset(marked),
-        ok=verdict.ok,
+        problem="" if verdict.ok else f"audit chain BROKEN at {where}{verdict.problem}",
     )
 
 
