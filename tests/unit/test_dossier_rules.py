@@ -28,9 +28,7 @@ def c(
     ("contents", "level", "until", "counted", "level_from", "until_from"),
     [
         pytest.param([], None, None, 0, None, None, id="empty"),
-        pytest.param(
-            [c(1, Level.SECRET, 20)], Level.SECRET, date(2046, 11, 26), 1, 1, 1, id="one"
-        ),
+        pytest.param([c(1, Level.SECRET, 20)], Level.SECRET, date(2046, 11, 26), 1, 1, 1, id="one"),
         pytest.param(
             [c(1, Level.CONFIDENTIAL, 10), c(2, Level.TOP_SECRET, 30), c(3, Level.SECRET, 20)],
             Level.TOP_SECRET,
@@ -158,7 +156,9 @@ def test_add_years(start: date, years: int, end: date) -> None:
         ("returned", "卷-1", None, "given back"),
     ],
 )
-def test_filing_refusal(status: str, dossier: str, current: str | None, refused: str | None) -> None:
+def test_filing_refusal(
+    status: str, dossier: str, current: str | None, refused: str | None
+) -> None:
     why = dz.filing_refusal(status, dossier, current)
     if refused is None:
         assert why is None
