@@ -538,3 +538,28 @@ def test_destruction_report(db: str, tmp_path: Path) -> None:
     body = dom[dom.index("<tbody>") : dom.index("</tbody>")]
     assert body.count("<tr") == 3 and "李四 (p2) 04A1B2C4" in body
     assert "2 次 records, 3 件 documents" in dom
+
+
+# -- PostgreSQL -------------------------------------------------------------------------
+
+
+def test_every_report_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    db = postgres_url
+    (tmp_path / "key").write_text(KEY.hex() + "\n")
+    ok("ledger", "room", "add", "hq", "room-101", "--controller", CONTROLLER, "--key-file",
+       tmp_path / "key", db=db)  # fmt: skip
+    ok("ledger", "cabinet", "add", "hq", "room-101", "c1", db=db)
+    ok("ledger", "document", "add", "--number", "机要〔2026〕7号", "--title",
+       "关于年度保密检查的通知", "--classification", "机密", "--tag", EPC_LATE,
+       "--cabinet", "hq/room-101/c1", db=db)  # fmt: skip
+    register = by_header(parse_csv(ok("report", "register", db=db)))
+    assert [(r["文号 / Number"], r["标题 / Title"]) for r in register] == [
+        ("机要〔2026〕7号", "关于年度保密检查的通知")
+    ]
+    assert by_header(parse_csv(ok("report", "overdue", db=db))) == []
+    assert by_header(parse_csv(ok("report", "destruction", db=db))) == []
+    audit = by_header(parse_csv(ok("report", "audit", db=db)))
+    assert [r["操作 / Action"] for r in audit] == ["room.add", "cabinet.add", "document.register"]
+    assert "no inventory run yet" in ironroom("report", "inventory", db=db).failed()
+    page = ok("report", "register", "--format", "html", db=db).decode("utf-8")
+    assert "关于年度保密检查的通知" in page and '<dd class="row-count">1</dd>' in page
