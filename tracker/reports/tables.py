@@ -140,11 +140,11 @@ AUDIT = (
     Column("id", "序号", "Entry", 5),
     Column("ts", "时间", "Time", 8),
     Column("actor", "操作者", "Actor", 8),
-    Column("action", "操作", "Action", 9),
-    Column("entity", "对象", "Entity", 7),
-    Column("key", "编号", "Key", 6),
-    Column("change", "变更", "Change", 22),
-    Column("reason", "事由", "Reason", 21),
+    Column("action", "操作", "Action", 11),
+    Column("entity", "对象", "Entity", 9),
+    Column("key", "编号", "Key", 4),
+    Column("change", "变更", "Change", 21),
+    Column("reason", "事由", "Reason", 20),
     Column("hash", "哈希", "Hash", 14),
 )
 
