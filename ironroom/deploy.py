@@ -41,6 +41,8 @@ PBKDF2_ITERATIONS = 101
 SALT_BYTES = 12
 #: Default certificate lifetime: long enough for a site, short enough to be renewed.
 DEFAULT_DAYS = 825
+#: The CA's lifetime (made once, reused for every certificate after).
+CA_DAYS = 3650
 TRACKER_USER = "tracker"
 
 
@@ -184,7 +186,7 @@ def make_certs(
             .public_key(ca_private.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
-            .not_valid_after(now + dt.timedelta(days=max(days, 3650)))
+            .not_valid_after(now + dt.timedelta(days=CA_DAYS))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -225,7 +227,8 @@ def make_certs(
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
-            .not_valid_after(now + dt.timedelta(days=days))
+            # never past the CA's own end: such a certificate would not verify then
+            .not_valid_after(min(now + dt.timedelta(days=days), ca.not_valid_after_utc))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)  # type: ignore[list-item]
             .add_extension(

@@ -170,3 +170,32 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
         check=False,
     )
     assert res.returncode == 0 and res.stderr == "", res.stderr
+
+
+def test_no_certificate_outlives_the_ca(tmp_path: Path) -> None:
+    make_certs(tmp_path, now=NOW, clients=["tracker"])
+    ca_end = _cert(tmp_path / "ca.crt").not_valid_after_utc
+    later = NOW + dt.timedelta(days=3600)  # a room added near the CA's end
+    make_certs(tmp_path, now=later, clients=["room-9-ctl"], days=825)
+    assert _cert(tmp_path / "room-9-ctl.crt").not_valid_after_utc == ca_end
+
+
+def test_the_examples_name_the_files_deploy_writes(tmp_path: Path) -> None:
+    """room.toml and tracker.toml point at the files `deploy broker` and `deploy certs`
+    write, under the names docs/deploy.md installs them as."""
+    from firmware_bridge.config import load_config
+    from tracker.config import load_tracker_config
+
+    written = {
+        w.path.name for w in make_broker(tmp_path, site="hq", rooms=[("room-101", "room-101-ctl")])
+    }
+    written |= {w.path.name for w in make_certs(tmp_path, now=NOW, broker_ips=["127.0.0.1"])}
+    tracker = load_tracker_config(ROOT / "deploy/examples/tracker.toml").mqtt
+    assert tracker.username == "tracker" and tracker.password_file is not None
+    assert {tracker.password_file.name, tracker.ca_file.name} <= written  # type: ignore[union-attr]
+    room = load_config(ROOT / "deploy/examples/room.toml")
+    assert room.mqtt.username == room.controller == "room-101-ctl"
+    assert f"{room.controller}.mqtt.password" in written  # installed as mqtt.password
+    assert room.mqtt.password_file is not None and room.mqtt.password_file.name == "mqtt.password"
+    assert room.mqtt.ca_file is not None and room.mqtt.ca_file.name in written
+    assert room.mqtt.broker.startswith("mqtts://") and tracker.broker.startswith("mqtts://")
