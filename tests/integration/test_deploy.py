@@ -447,14 +447,21 @@ def test_the_client_certificates_verify_against_the_site_ca(site: Site) -> None:
 # -- client certificates ------------------------------------------------------------------
 
 
-@pytest.fixture
-def cert_broker(site: Site, tmp_path: Path) -> Iterator[Mosquitto]:
-    """The shipped config with its one documented switch, require_certificate, turned on."""
+def own_broker(site: Site, tmp_path: Path, **switches: str) -> Mosquitto:
+    """Another broker on the site's files (a test of its own: nothing retained from the
+    others), started."""
     broker = deployed_broker(tmp_path / "etc", tmp_path / "var", tmp_path / "mosquitto",
-                             require_certificate="true")  # fmt: skip
+                             **switches)  # fmt: skip
     shutil.copytree(site.etc, tmp_path / "etc", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("conf.d"))  # fmt: skip
     broker.start()
+    return broker
+
+
+@pytest.fixture
+def cert_broker(site: Site, tmp_path: Path) -> Iterator[Mosquitto]:
+    """The shipped config with its one documented switch, require_certificate, turned on."""
+    broker = own_broker(site, tmp_path, require_certificate="true")
     try:
         yield broker
     finally:
@@ -557,20 +564,21 @@ def test_the_tracker_and_a_room_work_through_the_deployed_broker(
     ):  # fmt: skip
         res = ironroom(*args)
         assert res.returncode == 0, res.stderr
+    broker = own_broker(site, tmp_path / "broker")
     room_toml = tmp_path / "room.toml"
     sim = (ROOT / "simulators/room-sim.toml").read_text()
     plain = '[mqtt]\nbroker = "mqtt://127.0.0.1:1883"\n'
     assert sim.count(plain) == 1
     tls = "\n".join([
         "[mqtt]",
-        f'broker = "mqtts://127.0.0.1:{site.broker.port}"',
+        f'broker = "mqtts://127.0.0.1:{broker.port}"',
         'username = "room-101-ctl"',
         f'password_file = "{site.etc / "room-101-ctl.mqtt.password"}"',
         f'ca_file = "{site.ca}"',
     ]) + "\n"  # fmt: skip
     room_toml.write_text(sim.replace(plain, tls))
 
-    url = f"mqtts://127.0.0.1:{site.broker.port}"
+    url = f"mqtts://127.0.0.1:{broker.port}"
     tracker_log, room_log = tmp_path / "tracker.log", tmp_path / "room.log"
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -605,6 +613,7 @@ def test_the_tracker_and_a_room_work_through_the_deployed_broker(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        broker.stop()
     assert "forged" not in tracker_log.read_text(errors="replace")
     verify = ironroom("audit", "verify", "--db", db)
     assert verify.returncode == 0, verify.stderr
