@@ -9,7 +9,6 @@ import contextlib
 import getpass
 import io
 import json
-import os
 import shutil
 import socket
 import ssl
@@ -203,19 +202,23 @@ def test_passwords_are_kept_when_a_room_is_added(tmp_path: Path) -> None:
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_writes_nothing(
-    tmp_path: Path, args: list[str], error: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], error: str
 ) -> None:
     from ironroom.cli import main
 
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        err = _stderr_of(main, ["deploy", *args])
-    finally:
-        os.chdir(cwd)
-    assert err[0] == 2
-    assert err[1].startswith(f"ironroom: {error}") and err[1].count("\n") == 1, err[1]
+    monkeypatch.chdir(tmp_path)
+    rc, err = _stderr_of(main, ["deploy", *args])
+    assert rc == 2
+    assert err.startswith(f"ironroom: {error}") and err.count("\n") == 1, err
     assert not (tmp_path / "x").exists()
+
+
+def test_an_out_folder_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    res = ironroom("deploy", "broker", "--out", tmp_path / "file", "--site", "hq",
+                   "--room", "r=c")  # fmt: skip
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.startswith("ironroom: ") and res.stderr.count("\n") == 1, res.stderr
 
 
 def _stderr_of(main: Any, argv: list[str]) -> tuple[int, str]:
