@@ -106,8 +106,8 @@ def _san_entries(hosts: Sequence[str], ips: Sequence[str]) -> list[object]:
 
     entries: list[object] = []
     for host in hosts:
-        if not host or any(c.isspace() for c in host) or "/" in host:
-            raise DeployError(f"--broker-host {host!r} is not a host name")
+        if not host or not host.isascii() or any(c.isspace() or c in "/:@" for c in host):
+            raise DeployError(f"--broker-host {host!r} is not a host name (IDNs in xn-- form)")
         try:
             ipaddress.ip_address(host)
         except ValueError:

@@ -184,6 +184,8 @@ def test_passwords_are_kept_when_a_room_is_added(tmp_path: Path) -> None:
     [
         (["certs", "--out", "x"], "nothing to make: give --broker-host/--broker-ip or --client"),
         (["certs", "--out", "x", "--broker-ip", "host"], "--broker-ip 'host' is not an IP address"),
+        (["certs", "--out", "x", "--broker-host", "机要.example"],
+         "--broker-host '机要.example' is not a host name"),
         (["certs", "--out", "x", "--broker-host", "10.0.0.1"],
          "--broker-host '10.0.0.1' is an address: give it with --broker-ip"),
         (["certs", "--out", "x", "--client", "Room_1"], "client 'Room_1' is not valid"),
