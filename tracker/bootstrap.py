@@ -14,6 +14,7 @@ from tracker.clock import Clock, SystemClock
 from tracker.config import TrackerConfig
 from tracker.ingest.mqtt import Link
 from tracker.ingest.pipeline import Inbox, Message, Processor
+from tracker.notify import make_notifier
 from tracker.service.apply import Rules
 from tracker.store.db import default_url, make_engine, migrate, readers, sessions
 
@@ -30,6 +31,8 @@ def rules_of(cfg: TrackerConfig) -> Rules:
         allow_uid_only=cfg.allow_uid_only,
         destruction_window_s=cfg.destruction_window_s,
         destruction_reader=cfg.destruction_reader,
+        overdue=cfg.overdue,
+        notifier=make_notifier(cfg.notify),
     )
 
 

@@ -86,6 +86,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--clearance", required=True, help=LEVEL_HELP)
     p.add_argument("--role", action="append", default=[], help=" | ".join(ROLES))
     p.add_argument("--dept")
+    p.add_argument("--email", help="where overdue reminders (催办) are mailed")
     _db(p)
     p.set_defaults(run=cmd_person_add)
 
@@ -287,7 +288,9 @@ def cmd_cabinet_add(args: argparse.Namespace) -> int:
 
 def cmd_person_add(args: argparse.Namespace) -> int:
     clearance = _level(args.clearance)
-    _emit([_ledger(args).person_add(args.id, args.name, clearance, args.role, args.dept)])
+    ledger = _ledger(args)
+    row = ledger.person_add(args.id, args.name, clearance, args.role, args.dept, email=args.email)
+    _emit([row])
     return 0
 
 

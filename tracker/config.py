@@ -28,6 +28,17 @@ secret = 7
 [destruction]           # 销毁: two witnesses' badges at the reader within window_s
 window_s = 120
 reader = "desk"         # the designated place: "desk" or "cabinet:<id>"
+
+[overdue]               # 催办: reminders after the due time, then the escalation
+remind_after = ["0h", "1d", "3d"]   # whole minutes, hours or days: "30m", "4h", "2d"
+escalate_after = "7d"
+check_s = 30            # how often the tracker looks for overdue loans
+
+[notify]                # how reminders are sent: "log" (a log line) or "smtp"
+kind = "smtp"
+host = "127.0.0.1"
+port = 25
+from = "ironroom@localhost"
 ```
 """
 
@@ -49,7 +60,9 @@ from protocol.hours import (
 )
 from protocol.names import is_name
 from tracker.domain.levels import Level
+from tracker.domain.overdue import Schedule, parse_delay
 from tracker.domain.rules import DEFAULT_LOAN_DAYS
+from tracker.notify import NotifySettings
 
 
 class TrackerConfigError(ValueError):
@@ -100,6 +113,8 @@ class TrackerConfig:
     batch_max: int = 200  # bounds how long an alarm can wait behind bulk events
     destruction_window_s: int = 120  # [destruction] window_s
     destruction_reader: str = "desk"  # [destruction] reader
+    overdue: Schedule = field(default_factory=Schedule)  # [overdue]
+    notify: NotifySettings = field(default_factory=NotifySettings)  # [notify]
     source: Path | None = None
 
     def with_overrides(self, *, broker: str | None, db: str | None) -> TrackerConfig:
@@ -119,6 +134,9 @@ class TrackerConfig:
             path = getattr(self.mqtt, key)
             if path is not None and not path.is_file():
                 raise TrackerConfigError(f"{prefix}mqtt.{key}: {path}: no such file")
+        path = self.notify.password_file
+        if path is not None and not path.is_file():
+            raise TrackerConfigError(f"{prefix}notify.password_file: {path}: no such file")
         return self
 
     def policy_calendar(self) -> dict[str, Any]:
@@ -192,7 +210,16 @@ def _table(data: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
 
 
 def _build(data: dict[str, Any], source: Path | None) -> TrackerConfig:
-    unknown = set(data) - {"tracker", "database", "mqtt", "hours", "loans", "destruction"}
+    unknown = set(data) - {
+        "tracker",
+        "database",
+        "mqtt",
+        "hours",
+        "loans",
+        "destruction",
+        "overdue",
+        "notify",
+    }
     if unknown:
         raise TrackerConfigError(f"unknown tables {sorted(unknown)}")
     base = source.parent if source else Path.cwd()
@@ -303,6 +330,8 @@ def _build(data: dict[str, Any], source: Path | None) -> TrackerConfig:
                 f'destruction.reader: expected "desk" or "cabinet:<id>", got {v!r}'
             )
         values["destruction_reader"] = v
+    values["overdue"] = _overdue(data)
+    values["notify"] = _notify(data, base)
     return TrackerConfig(
         db_url=db_url,
         mqtt=MqttSettings(**mq),
@@ -312,3 +341,73 @@ def _build(data: dict[str, Any], source: Path | None) -> TrackerConfig:
         source=source,
         **values,
     )
+
+
+def _overdue(data: dict[str, Any]) -> Schedule:
+    """``[overdue]`` (催办): ``remind_after`` a list of delays, strictly increasing;
+    ``escalate_after`` a delay; ``check_s`` seconds."""
+    o = _table(data, "overdue", {"remind_after", "escalate_after", "check_s"})
+    default = Schedule()
+    delays, escalate, check_s = default.remind_after, default.escalate_after, default.check_s
+    if "remind_after" in o:
+        v = o["remind_after"]
+        if not isinstance(v, list) or len(v) > 20:
+            raise TrackerConfigError(
+                f'overdue.remind_after: expected a list like ["0h", "1d", "3d"], got {v!r}'
+            )
+        try:
+            delays = Schedule.build(v, "0h").remind_after
+        except ValueError as exc:
+            raise TrackerConfigError(f"overdue.remind_after: {exc}") from None
+    if "escalate_after" in o:
+        try:
+            escalate = parse_delay(o["escalate_after"])
+        except ValueError as exc:
+            raise TrackerConfigError(f"overdue.escalate_after: {exc}") from None
+    if "check_s" in o:
+        v = o["check_s"]
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 86400:
+            raise TrackerConfigError(f"overdue.check_s: expected seconds 1..86400, got {v!r}")
+        check_s = v
+    return Schedule(delays, escalate, check_s)
+
+
+def _notify(data: dict[str, Any], base: Path) -> NotifySettings:
+    """``[notify]``: ``kind`` "log" or "smtp"; for smtp ``host``, ``port``, ``from``,
+    ``starttls``, ``username``, ``password_file``, ``timeout_s``."""
+    keys = {"kind", "host", "port", "from", "starttls", "username", "password_file", "timeout_s"}
+    n = _table(data, "notify", keys)
+    out: dict[str, Any] = {}
+    if "kind" in n:
+        if n["kind"] not in ("log", "smtp"):
+            raise TrackerConfigError(f'notify.kind: expected "log" or "smtp", got {n["kind"]!r}')
+        out["kind"] = n["kind"]
+    for key, attr in (("host", "host"), ("from", "sender"), ("username", "username")):
+        if key in n:
+            v = n[key]
+            if not isinstance(v, str) or not v.strip() or any(c in v for c in "\r\n"):
+                raise TrackerConfigError(f"notify.{key}: expected a non-empty string")
+            out[attr] = v
+    if "from" in n and "@" not in n["from"]:
+        raise TrackerConfigError("notify.from: expected an address like ironroom@localhost")
+    if "port" in n:
+        v = n["port"]
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 65535:
+            raise TrackerConfigError(f"notify.port: expected 1..65535, got {v!r}")
+        out["port"] = v
+    if "starttls" in n:
+        if not isinstance(n["starttls"], bool):
+            raise TrackerConfigError("notify.starttls: expected true or false")
+        out["starttls"] = n["starttls"]
+    if "timeout_s" in n:
+        v = n["timeout_s"]
+        if not isinstance(v, int | float) or isinstance(v, bool) or not 0.1 <= v <= 300:
+            raise TrackerConfigError(f"notify.timeout_s: expected seconds 0.1..300, got {v!r}")
+        out["timeout_s"] = float(v)
+    if "password_file" in n:
+        if not isinstance(n["password_file"], str):
+            raise TrackerConfigError("notify.password_file: expected a path")
+        out["password_file"] = (base / n["password_file"]).resolve()
+    if "password_file" in out and "username" not in out:
+        raise TrackerConfigError("notify.password_file: needs notify.username")
+    return NotifySettings(**out)

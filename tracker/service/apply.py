@@ -19,6 +19,8 @@ from protocol.timefmt import format_ts, parse_ts
 from tracker.domain import approvals, rules
 from tracker.domain.calendar import closing_for
 from tracker.domain.levels import Level
+from tracker.domain.overdue import Schedule
+from tracker.notify import LogNotifier, Notifier
 from tracker.service import facts, workflows
 from tracker.service.writer import Writer
 from tracker.store import models as m
@@ -40,6 +42,9 @@ class Rules:
     #: destruction (销毁); ``[destruction] window_s``
     destruction_window_s: int = 120
     destruction_reader: str = "desk"  # the designated place: "desk" or "cabinet:<id>"
+    #: 催办: the reminder delays and escalation (``[overdue]``), and how they are sent
+    overdue: Schedule = field(default_factory=Schedule)
+    notifier: Notifier = field(default_factory=LogNotifier)
 
 
 def live_row(s: Session, room: m.Room) -> m.RoomLive:
@@ -203,14 +208,21 @@ def _locks(s: Session, room: m.Room, cabs: facts.RoomCabinets) -> frozenset[str]
     return frozenset(cabs.by_name)
 
 
+#: Extended-hours grants a room's policy carries, at most (the latest).
+POLICY_GRANTS = 32
+
+
 def room_policy(s: Session, room: m.Room, cfg: Rules, now: datetime) -> dict[str, Any]:
     cabs = facts.room_cabinets(s, room)
     key_of = facts.keys(s).key_of
     docs = facts.docs_in_cabinets(s, list(cabs.by_id), key_of)
     calendar = cfg.policy_calendar
-    grants = facts.hours_grants(s, room.id, ending_after=now)
+    grants = facts.hours_grants(s, room.id)
     if grants is not None:  # extended hours granted for the room: the controller's too
-        extended = [{"start": format_ts(a), "end": format_ts(b)} for a, b in grants]
+        # the latest ones, ended or not: the room's clock (not the tracker's) says which
+        # still count, and a grant that has ended changes nothing there
+        latest = grants[-POLICY_GRANTS:]
+        extended = [{"start": format_ts(a), "end": format_ts(b)} for a, b in latest]
         calendar = {**calendar, "extended": extended}
     return rules.room_policy(
         cabinets={c.name: docs[c.id] for c in cabs.by_id.values()},

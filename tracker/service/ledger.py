@@ -34,6 +34,8 @@ from tracker.store import models as m
 DEFAULT_PERIOD = {Level.TOP_SECRET: 30, Level.SECRET: 20, Level.CONFIDENTIAL: 10}
 _EPC = re.compile(r"[0-9A-F]{8,64}")
 _UID = re.compile(r"[0-9A-F]{8,20}")
+#: an email address for reminders (催办): one @, no spaces, at most 320 characters
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
 
 
 class LedgerError(ValueError):
@@ -106,10 +108,19 @@ class Ledger:
     # -- people and badges -----------------------------------------------------------------
 
     def person_add(
-        self, pid: str, name: str, clearance: Level, roles: Sequence[str], dept: str | None
+        self,
+        pid: str,
+        name: str,
+        clearance: Level,
+        roles: Sequence[str],
+        dept: str | None,
+        *,
+        email: str | None = None,
     ) -> dict[str, Any]:
         if not pid.strip() or len(pid) > 64:
             raise LedgerError("person id: 1 to 64 characters")
+        if email is not None and not _EMAIL.fullmatch(email):
+            raise LedgerError(f"--email {email!r}: expected an address like name@example.org")
         bad = sorted(set(roles) - set(ROLES))
         if bad:
             raise LedgerError(f"unknown roles {bad}; use {', '.join(ROLES)}")
@@ -125,6 +136,7 @@ class Ledger:
                     clearance=int(clearance),
                     roles=json.dumps(sorted(set(roles))),
                     active=True,
+                    email=email,
                 ),
             )
             self._policies(w)
@@ -134,7 +146,7 @@ class Ledger:
             "clearance": clearance.chinese,
             "roles": sorted(roles),
             "dept": dept,
-        }
+        } | ({"email": email} if email is not None else {})
 
     def badge_add(self, uid: str, person: str) -> dict[str, Any]:
         uid = uid.upper()

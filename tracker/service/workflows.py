@@ -37,13 +37,15 @@ def event_handlers() -> Sequence[EventHandler]:
 
 
 def tick_handlers() -> Sequence[TickHandler]:
-    from tracker.service import inventory, requests
+    from tracker.service import inventory, overdue, requests
 
-    return (requests.expire_pending, inventory.on_tick)
+    return (requests.expire_pending, inventory.on_tick, overdue.on_tick)
 
 
 def after_commit_handlers() -> Sequence[AfterCommit]:
-    return ()
+    from tracker.service import overdue
+
+    return (overdue.after_commit,)
 
 
 def on_event(w: Writer, room: m.Room, ev: Event, cfg: Rules, when: datetime) -> None:

@@ -81,6 +81,7 @@ class Person(Base):
     clearance: Mapped[int] = mapped_column(Integer)
     roles: Mapped[str] = mapped_column(Text, default="[]")  # JSON list, sorted
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    email: Mapped[str | None] = mapped_column(String(320))  # where reminders are mailed
     audit_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
@@ -580,6 +581,58 @@ class DossierItem(Base):
 
 
 #: Tables whose rows the audit chain covers, by the entity name used in entries.
+# -- overdue (催办): reminders written once per loan and step, the messages they send ------
+
+
+class OverdueReminder(Base):
+    """One reminder step of one overdue loan (``remind-1``, ..., ``escalate``), written
+    once: the escalation names the ``overdue_escalated`` alarm it raised."""
+
+    __tablename__ = "overdue_reminders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"))
+    step: Mapped[str] = mapped_column(String(16))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))  # the borrower
+    due_at: Mapped[str] = mapped_column(TS)  # the loan's due time plus the step's delay
+    created: Mapped[str] = mapped_column(TS)
+    alarm_id: Mapped[str | None] = mapped_column(String(256))
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("loan_id", "step"),)
+
+
+class OverdueMessage(Base):
+    """A message of a reminder to one person: ``pending`` until sent and committed
+    (``sent``, with the channel it went by: ``smtp``, or ``log`` for a person without an
+    email address or the log notifier); a failed send keeps its error and is tried again
+    at ``next_try``."""
+
+    __tablename__ = "overdue_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reminder_id: Mapped[int] = mapped_column(ForeignKey("overdue_reminders.id"))
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))  # the recipient
+    address: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # pending | sent
+    channel: Mapped[str | None] = mapped_column(String(8))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[str] = mapped_column(TS)
+    next_try: Mapped[str] = mapped_column(TS)
+    sent: Mapped[str | None] = mapped_column(TS)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("overdue_messages_queue", "state", "next_try"),)
+
+
+class OverdueCheck(Base):
+    """When the tracker last looked for overdue loans (tracker time; not audited)."""
+
+    __tablename__ = "overdue_checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    checked: Mapped[str] = mapped_column(TS)
+
+
 AUDITED: dict[str, type[Base]] = {
     "room": Room,
     "cabinet": Cabinet,
@@ -604,4 +657,6 @@ AUDITED: dict[str, type[Base]] = {
     "destruction_item": DestructionItem,
     "dossier": Dossier,
     "dossier_item": DossierItem,
+    "overdue_reminder": OverdueReminder,
+    "overdue_message": OverdueMessage,
 }
