@@ -22,8 +22,9 @@ from protocol.canonical import canonical
 from tracker.store.models import AUDITED, AuditEntry, Base
 
 GENESIS = "0" * 64
-#: Key material never enters the chain: a row's keys are snapshotted as fingerprints.
-_SECRET_COLUMNS = {"event_key", "command_key"}
+#: Key material never enters the chain: a row's keys are snapshotted as fingerprints
+#: (and so is a console account's password hash).
+_SECRET_COLUMNS = {"event_key", "command_key", "password_hash"}
 
 
 def snapshot(row: Base) -> dict[str, Any]:

@@ -581,6 +581,39 @@ class DossierItem(Base):
 
 
 #: Tables whose rows the audit chain covers, by the entity name used in entries.
+# -- web console: accounts (账户) and the record of logins (登录记录) ---------------------
+
+
+class Account(Base):
+    """A console login: a password hash (argon2id), a role of DOMAIN.md, the person it
+    acts for, and the lock after repeated failures."""
+
+    __tablename__ = "accounts"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(32))
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[str | None] = mapped_column(TS)
+    created: Mapped[str] = mapped_column(TS)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Login(Base):
+    """One login, logout, failed login, lock or denial at the console."""
+
+    __tablename__ = "logins"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[str] = mapped_column(TS)
+    username: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))  # ok|failed|locked|logout|denied
+    detail: Mapped[str | None] = mapped_column(Text)
+    audit_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("logins_client", "client", "ts"),)
+
+
 # -- overdue (催办): reminders written once per loan and step, the messages they send ------
 
 
@@ -657,6 +690,8 @@ AUDITED: dict[str, type[Base]] = {
     "destruction_item": DestructionItem,
     "dossier": Dossier,
     "dossier_item": DossierItem,
+    "account": Account,
+    "login": Login,
     "overdue_reminder": OverdueReminder,
     "overdue_message": OverdueMessage,
 }
