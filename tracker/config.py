@@ -97,6 +97,18 @@ class MqttSettings:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """``[web]``: the console served by the tracker (absent: no console)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: the key signing session cookies; made (mode 0600) at first start when missing
+    secret_key_file: Path = Path("console.key")
+    session_hours: float = 8.0
+    cookie_secure: bool = False
+
+
+@dataclass(frozen=True)
 class TrackerConfig:
     db_url: str | None = None
     mqtt: MqttSettings = field(default_factory=MqttSettings)
@@ -115,6 +127,7 @@ class TrackerConfig:
     destruction_reader: str = "desk"  # [destruction] reader
     overdue: Schedule = field(default_factory=Schedule)  # [overdue]
     notify: NotifySettings = field(default_factory=NotifySettings)  # [notify]
+    web: WebConfig | None = None  # [web]: the console
     source: Path | None = None
 
     def with_overrides(self, *, broker: str | None, db: str | None) -> TrackerConfig:
@@ -219,6 +232,7 @@ def _build(data: dict[str, Any], source: Path | None) -> TrackerConfig:
         "destruction",
         "overdue",
         "notify",
+        "web",
     }
     if unknown:
         raise TrackerConfigError(f"unknown tables {sorted(unknown)}")
@@ -332,6 +346,8 @@ def _build(data: dict[str, Any], source: Path | None) -> TrackerConfig:
         values["destruction_reader"] = v
     values["overdue"] = _overdue(data)
     values["notify"] = _notify(data, base)
+    if "web" in data:
+        values["web"] = _web(_table(data, "web", set(WebConfig.__dataclass_fields__)), base)
     return TrackerConfig(
         db_url=db_url,
         mqtt=MqttSettings(**mq),
@@ -411,3 +427,31 @@ def _notify(data: dict[str, Any], base: Path) -> NotifySettings:
     if "password_file" in out and "username" not in out:
         raise TrackerConfigError("notify.password_file: needs notify.username")
     return NotifySettings(**out)
+
+
+def _web(t: dict[str, Any], base: Path) -> WebConfig:
+    """``[web]``: host, port, secret_key_file, session_hours, cookie_secure."""
+    out: dict[str, Any] = {"secret_key_file": (base / "console.key").resolve()}
+    if "host" in t:
+        if not isinstance(t["host"], str) or not t["host"]:
+            raise TrackerConfigError("web.host: expected an address like 127.0.0.1")
+        out["host"] = t["host"]
+    if "port" in t:
+        v = t["port"]
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 65535:
+            raise TrackerConfigError(f"web.port: expected a port 1..65535, got {v!r}")
+        out["port"] = v
+    if "secret_key_file" in t:
+        if not isinstance(t["secret_key_file"], str) or not t["secret_key_file"]:
+            raise TrackerConfigError("web.secret_key_file: expected a path")
+        out["secret_key_file"] = (base / t["secret_key_file"]).resolve()
+    if "session_hours" in t:
+        v = t["session_hours"]
+        if not isinstance(v, int | float) or isinstance(v, bool) or not 0.1 <= v <= 24 * 30:
+            raise TrackerConfigError(f"web.session_hours: expected hours 0.1..720, got {v!r}")
+        out["session_hours"] = float(v)
+    if "cookie_secure" in t:
+        if not isinstance(t["cookie_secure"], bool):
+            raise TrackerConfigError("web.cookie_secure: expected true or false")
+        out["cookie_secure"] = t["cookie_secure"]
+    return WebConfig(**out)
