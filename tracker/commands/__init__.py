@@ -12,7 +12,16 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-MODULES = ("requests", "overdue", "handover", "dossier", "destruction", "inventory", "report")
+MODULES = (
+    "requests",
+    "overdue",
+    "handover",
+    "dossier",
+    "destruction",
+    "inventory",
+    "report",
+    "user",
+)
 
 
 def add_parsers(ledger: Any, top: Any) -> None:

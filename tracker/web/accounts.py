@@ -170,3 +170,18 @@ def principal(s: Session, username: str) -> Principal | None:
     if acc is None or not acc.active:
         return None
     return Principal(acc.username, acc.role, acc.person_id)
+
+
+def listing(s: Session) -> list[dict[str, object]]:
+    """Every account, without its hash."""
+    return [
+        {
+            "username": a.username,
+            "role": a.role,
+            "person": a.person_id,
+            "active": a.active,
+            "failed": a.failed,
+            "locked_until": a.locked_until,
+        }
+        for a in s.scalars(select(m.Account).order_by(m.Account.username))
+    ]
