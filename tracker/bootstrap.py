@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -59,9 +60,10 @@ class Tracker:
         self.store = open_store(cfg.db_url)
         self.inbox = Inbox()
         self.link = Link(cfg.mqtt, self.inbox, self.clock)
+        self.rules = rules_of(cfg)
         self.processor = Processor(
             self.store.sessions,
-            rules_of(cfg),
+            self.rules,
             clock=self.clock,
             publisher=self.link,
             heartbeat_s=cfg.heartbeat_s,
@@ -69,10 +71,22 @@ class Tracker:
             command_ttl_s=cfg.command_ttl_s,
         )
         self.ready = threading.Event()
+        self.web: Any = None  # the console (tracker.web.server.WebServer) with [web]
 
     def run(self, stop: threading.Event) -> None:
         self.processor.load()
         self.link.start()
+        if self.cfg.web is not None:
+            from tracker.web.server import LinkState, WebServer
+
+            self.web = WebServer(
+                self.cfg.web,
+                self.store,
+                self.clock,
+                live=LinkState(self.link),
+                rules=self.rules,
+            )
+            self.web.start()
         self.ready.set()
         last_tick = 0.0
         try:
@@ -85,6 +99,8 @@ class Tracker:
                     last_tick = mono
                     self._guarded(self.processor.tick, "time-driven work")
         finally:
+            if self.web is not None:
+                self.web.stop()
             self.link.stop()
             self.store.engine.dispose()
 
