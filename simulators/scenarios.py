@@ -13,7 +13,9 @@ Built-in scenarios (``ironroom sim room --scenario NAME``):
 ``carry-out``
     Thursday 26 November 2026, folders carried past the portal reader (携带外出): folder 1
     at 09:10 and folder 2 at 09:20 (both 机密), the 绝密 folder at 09:30, folder 1 again
-    at 13:00. The ledger decides which passages a carry-out pass covers.
+    at 13:00. The ledger decides which passages a carry-out pass covers. The door opens
+    at 18:00 and at 19:30 (an extended-hours grant decides whether that is after hours;
+    the first step waits for the tracker's policy to carry the grants).
 ``day``
     Thursday 26 November 2026: opening at 08:31; a badge at cabinet c1, the unlock, a
     folder out and the cabinet closed; a folder read at the desk; the folder back at
@@ -102,10 +104,15 @@ SCENARIOS: dict[str, Scenario] = {
         day="2026-11-26",
         start="09:00:00",
         steps=(
+            Step("09:00:01", "policy", "extended"),
             Step("09:10:00", "portal", "portal", FOLDER_1),
             Step("09:20:00", "portal", "portal", FOLDER_2),
             Step("09:30:00", "portal", "portal", FOLDER_TOP),
             Step("13:00:00", "portal", "portal", FOLDER_1),
+            Step("18:00:00", "open", "door"),
+            Step("18:00:05", "close", "door"),
+            Step("19:30:00", "open", "door"),
+            Step("19:30:05", "close", "door"),
         ),
     ),
     "day": Scenario(
@@ -325,6 +332,10 @@ class ScenarioRunner:
                 lambda: step.value not in ctl.present_tags(step.target),
                 f"it to leave the {step.action}",
             )
+        elif step.action == "policy":
+            # the tracker's policy.update with this key, applied before the clock jumps on
+            # (a command signed at one simulated time is stale a few jumps later)
+            self._wait(lambda: step.target in ctl.policy, f"a policy with {step.target!r}")
         elif step.action == "toggle":
             for _ in range(int(step.value)):
                 if self.stop.is_set():

@@ -72,6 +72,11 @@ def setup_ledger(cli: Cli, key_file: Path) -> dict[str, Any]:
                   "--from", "2026-11-26T09:00:00+08:00",
                   "--until", "2026-11-26T12:00:00+08:00")  # fmt: skip
     assert res.returncode == 2 and "绝密 documents never leave the room" in res.stderr
+    # extended hours that evening, 17:30 to 19:00
+    [hours] = cli.rows("ledger", "request", "hours", f"{SITE}/{ROOM}", "--by", "sec",
+                       "--from", "2026-11-26T17:30:00+08:00",
+                       "--until", "2026-11-26T19:00:00+08:00")  # fmt: skip
+    cli.ok("ledger", "approve", str(hours["id"]), "--by", "lead")
     return approved
 
 
@@ -103,7 +108,7 @@ def test_carry_out_pass_at_the_portal(tmp_path: Path, request: pytest.FixtureReq
     )  # fmt: skip
     (tmp_path / "sim.log").write_text(sim.stderr)
     assert sim.returncode == 0, sim.stderr[-3000:]
-    assert "scenario carry-out: 4 of 4 steps played, 0 failed" in sim.stderr
+    assert "scenario carry-out: 9 of 9 steps played, 0 failed" in sim.stderr
 
     def made() -> int:
         evts = [decode_event(key, m.topic, m.payload) for m in wire.on("") if "/evt/" in m.topic]
@@ -167,6 +172,17 @@ def test_carry_out_pass_at_the_portal(tmp_path: Path, request: pytest.FixtureReq
     assert sorted(c.id for c in sirens) == sorted(i for i, _ in rows)
     assert sorted(local(c.ts) for c in sirens) == ["09:20", "09:30", "13:00"]
 
+    # The grant reached the controller in its policy: the door at 18:00 was inside it,
+    # the door at 19:30 after hours (the controller's own alarm).
+    policies = [c for c in on_wire if c.type == "policy.update"]
+    assert policies[-1].data["extended"] == [
+        {"start": "2026-11-26T09:30:00.000Z", "end": "2026-11-26T11:00:00.000Z"}
+    ]
+    after = [a for a in cli.rows("ledger", "alarms") if a["cause"] == "after_hours_open"]
+    assert [(local(a["raised"]), a["point"], a["source"]) for a in after] == [
+        ("19:30", "door", "controller")
+    ]
+
     # The ledger afterwards: the pass is still approved (it ended by itself), the folders
     # did not move, and the audit chain covers the requests and every alarm.
     [req] = cli.rows("ledger", "requests", "--kind", "carry-out")
@@ -185,11 +201,13 @@ def test_carry_out_pass_at_the_portal(tmp_path: Path, request: pytest.FixtureReq
     entries = query(db, "SELECT action FROM audit WHERE entity IN ('request', 'request_item')")
     assert sorted(a for (a,) in entries) == [
         "request.approve",
+        "request.approve",
         "request.carry-out",
         "request.copy",
         "request.document",
         "request.document",
         "request.expire",
+        "request.hours",
     ]
     [(actor,)] = query(db, "SELECT actor FROM audit WHERE action = 'request.expire'")
     assert actor == "tracker"

@@ -442,7 +442,7 @@ def test_extended_hours_grant_unlocks_and_reaches_the_policy(cli: Ironroom) -> N
     assert all("extended" not in json.loads(d) for (d,) in policies)
 
     cli.one("ledger", "approve", str(req["id"]), "--by", "lead")
-    # A grant to come reaches the controller's policy (one that has ended does not).
+    # Grants reach the controller's policy, ended or not (the room's clock decides).
     start = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
     ahead = {"start": format_ts(start), "end": format_ts(start + timedelta(hours=2))}
     later = cli.one("ledger", "request", "hours", "hq/room-101", "--by", "sec",
@@ -452,7 +452,8 @@ def test_extended_hours_grant_unlocks_and_reaches_the_policy(cli: Ironroom) -> N
         cli, "SELECT data FROM commands WHERE type = 'policy.update' ORDER BY rowid DESC LIMIT 1"
     )
     policy = json.loads(data)
-    assert policy["extended"] == [ahead]
+    night = {"start": "2026-11-26T13:00:00.000Z", "end": "2026-11-26T15:00:00.000Z"}
+    assert policy["extended"] == [night, ahead]
     # the controller accepts it: its calendar counts the grant as working time
     from firmware_bridge.controller import parse_grants  # the controller's own parser
     from protocol.hours import is_working_time

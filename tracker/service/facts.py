@@ -219,11 +219,9 @@ def carry_out_passes(session: Session, when: datetime) -> tuple[dm.Pass, ...]:
     )
 
 
-def hours_grants(
-    session: Session, room_id: int, *, ending_after: datetime | None = None
-) -> list[tuple[datetime, datetime]] | None:
-    """A room's approved extended-hours grants ``(start, end)``, oldest first (those that
-    end after ``ending_after`` when given); None when the room never had one."""
+def hours_grants(session: Session, room_id: int) -> list[tuple[datetime, datetime]] | None:
+    """A room's approved extended-hours grants ``(start, end)``, oldest first; None when
+    the room never had one."""
     rows = session.execute(
         select(m.Request.starts, m.Request.ends)
         .where(
@@ -235,7 +233,4 @@ def hours_grants(
     ).all()
     if not rows:
         return None
-    out = [(parse_ts(a), parse_ts(b)) for a, b in rows if a and b]
-    if ending_after is not None:
-        out = [g for g in out if g[1] > ending_after]
-    return out
+    return [(parse_ts(a), parse_ts(b)) for a, b in rows if a and b]
