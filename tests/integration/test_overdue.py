@@ -266,8 +266,12 @@ def test_reminders_at_each_delay_sent_once_then_escalation(world: World) -> None
     w.proc.tick()
     assert w.steps() == [] and w.inbox.mail == []
 
-    # just past the due time: the first reminder, written and mailed to the borrower
-    w.later(7 * DAY + timedelta(seconds=6))
+    w.later(7 * DAY - timedelta(seconds=10))  # a look 15 s before the due time
+    assert w.steps() == []
+    w.later(timedelta(seconds=20))  # past it, but the last look was 20 s ago (check_s 30)
+    assert w.steps() == []
+    # the next look, past the due time: the first reminder, mailed to the borrower
+    w.later(timedelta(seconds=11))
     assert w.steps() == ["remind-1"]
     assert w.inbox.to() == [["zhang@example.org"]]
     mail = w.inbox.mail[0][1]
