@@ -187,3 +187,16 @@ def test_config_defaults_and_values() -> None:
 def test_config_errors_name_the_key(text: str, error: str) -> None:
     with pytest.raises(TrackerConfigError, match=error):
         parse_tracker_config(HOURS + text + "\n")
+
+
+def test_shipped_examples_carry_both_sections() -> None:
+    from pathlib import Path
+
+    from tracker.config import load_tracker_config
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_tracker_config(root / "deploy/examples/tracker.toml")
+    assert cfg.overdue == od.Schedule((timedelta(0), D, 3 * D), 7 * D, 30)
+    assert (cfg.notify.kind, cfg.notify.host, cfg.notify.port) == ("smtp", "127.0.0.1", 25)
+    sim = load_tracker_config(root / "deploy/examples/tracker-sim.toml").check_files()
+    assert sim.overdue == cfg.overdue and sim.notify.kind == "log"
