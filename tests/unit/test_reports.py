@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from protocol.timefmt import format_ts as ts_of
 from tracker.bootstrap import rules_of
 from tracker.config import TrackerConfig
 from tracker.domain import model as dm
@@ -33,6 +34,7 @@ from tracker.reports.tables import (
     register,
 )
 from tracker.service.ledger import DocumentIn, Ledger
+from tracker.service.writer import Writer
 from tracker.store import models as m
 from tracker.store.db import make_engine, migrate, readers, sessions
 
@@ -44,24 +46,13 @@ DAY = timedelta(days=1)
 
 
 @pytest.mark.parametrize(
-    ("due", "now", "days"),
-    [
-        (NOW, NOW, None),  # due this very moment: not yet overdue
-        (NOW, NOW - timedelta(minutes=1), None),
-        (NOW, NOW + timedelta(seconds=1), 1),  # a day begun counts as a day
-        (NOW, NOW + DAY, 1),
-        (NOW, NOW + DAY + timedelta(seconds=1), 2),
-        (NOW, NOW + 10 * DAY, 10),
-        (NOW - 30 * DAY, NOW, 30),
-    ],
-)
-def test_overdue_days(due: datetime, now: datetime, days: int | None) -> None:
-    assert c.overdue_days(due, now) == days
-
-
-@pytest.mark.parametrize(
     ("days", "text"),
-    [(None, ""), (1, "逾期 1 天 / 1 d overdue"), (12, "逾期 12 天 / 12 d overdue")],
+    [
+        (None, ""),
+        (0, "逾期 不足1天 / under 1 d overdue"),  # past due, within its first day
+        (1, "逾期 1 天 / 1 d overdue"),
+        (12, "逾期 12 天 / 12 d overdue"),
+    ],
 )
 def test_overdue_text(days: int | None, text: str) -> None:
     assert c.overdue_text(days) == text
@@ -329,9 +320,18 @@ def test_register_rows(engine: Engine) -> None:
 
 
 def test_overdue_marks_what_is_late_as_of_now(engine: Engine) -> None:
+    with sessions(engine).begin() as s:  # a reminder step written, as the workflow does
+        loan = s.scalars(select(m.Loan).where(m.Loan.person_id == "p2")).one()
+        w = Writer(s, actor="tracker", at=NOW, cause="test")
+        w.add("overdue.remind", m.OverdueReminder(loan_id=loan.id, step="remind-1",
+                                                  document_id=loan.document_id,
+                                                  person_id="p2", due_at=loan.due,
+                                                  created=ts_of(NOW)))  # fmt: skip
     with readers(engine)() as s:
         r = overdue(s, NOW)
         later = overdue(s, NOW + 20 * DAY)
+        within_a_day = overdue(s, NOW + 14 * DAY + timedelta(hours=23))
+        due_now = overdue(s, NOW + 14 * DAY)
     assert [(row[0], row[3], row[4], row[5], row[8], row[9]) for row in r.rows] == [
         ("机要〔2026〕10号", "2/2", "李四 (p2)", "综合处", "2026-11-23 09:00",
          "逾期 3 天 / 3 d overdue"),
@@ -339,7 +339,11 @@ def test_overdue_marks_what_is_late_as_of_now(engine: Engine) -> None:
     ]  # fmt: skip
     assert r.marked == frozenset({0})
     assert dict(r.notes)["逾期 / Overdue"] == "1 / 2"
+    assert [row[10] for row in r.rows] == ["remind-1", ""]
     assert later.marked == frozenset({0, 1})
+    assert due_now.marked == frozenset({0})  # due this very moment: not yet overdue
+    assert within_a_day.marked == frozenset({0, 1})
+    assert within_a_day.rows[1][9] == "逾期 不足1天 / under 1 d overdue"
     assert [row[9] for row in later.rows] == [
         "逾期 23 天 / 23 d overdue",
         "逾期 6 天 / 6 d overdue",

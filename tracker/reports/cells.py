@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -62,17 +61,13 @@ def natural(text: str) -> tuple[tuple[int, int, str], ...]:
     )
 
 
-def overdue_days(due: datetime, now: datetime) -> int | None:
-    """Days overdue, counting a day begun as a day (one minute late: 1); None when the
-    loan is not yet due (due exactly now: not overdue)."""
-    late = now - due
-    if late <= timedelta(0):
-        return None
-    return math.ceil(late / timedelta(days=1))
-
-
 def overdue_text(days: int | None) -> str:
-    return "" if days is None else f"逾期 {days} 天 / {days} d overdue"
+    """Whole days past due (tracker.service.overdue counts them); None: not overdue."""
+    if days is None:
+        return ""
+    if days < 1:
+        return "逾期 不足1天 / under 1 d overdue"
+    return f"逾期 {days} 天 / {days} d overdue"
 
 
 def status(code: str) -> str:

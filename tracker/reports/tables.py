@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from protocol.timefmt import parse_ts
 from tracker.domain.levels import Level
 from tracker.reports import Column, Meta, Report
 from tracker.reports import cells as c
@@ -77,21 +76,27 @@ def register(s: Session, *, zone: ZoneInfo = c.ZONE) -> Report:
 # -- 借阅与催办 loans and overdue ----------------------------------------------------------
 
 OVERDUE = (
-    Column("number", "文号", "Number", 13),
-    Column("title", "标题", "Title", 20),
+    Column("number", "文号", "Number", 12),
+    Column("title", "标题", "Title", 18),
     Column("classification", "密级", "Classification", 9),
     Column("copy", "份号", "Copy", 5),
     Column("borrower", "借阅人", "Borrower", 10),
-    Column("dept", "部门", "Department", 8),
-    Column("kind", "方式", "Kind", 8),
+    Column("dept", "部门", "Department", 7),
+    Column("kind", "方式", "Kind", 7),
     Column("opened", "借出时间", "Opened", 8),
     Column("due", "应还时间", "Due", 8),
-    Column("overdue", "逾期", "Overdue", 11),
+    Column("overdue", "逾期", "Overdue", 8),
+    Column("reminders", "催办", "Reminders", 8),
 )
 
 
 def overdue(s: Session, now: datetime, *, zone: ZoneInfo = c.ZONE) -> Report:
-    """Every open loan, soonest due first; the overdue ones marked (as of ``now``)."""
+    """Every open loan, soonest due first; the overdue ones marked, as the overdue
+    workflow counts them at ``now`` (tracker.service.overdue: past due, in-room loans
+    left to the closing-time check), with the reminder steps written for each."""
+    from tracker.service.overdue import overdue_listing
+
+    late = {row["loan"]: row for row in overdue_listing(s, now)}
     people = {p.id: p for p in s.scalars(select(m.Person))}
     stmt = (
         select(m.Loan, m.Document)
@@ -101,8 +106,8 @@ def overdue(s: Session, now: datetime, *, zone: ZoneInfo = c.ZONE) -> Report:
     )
     rows, marked = [], set()
     for i, (ln, d) in enumerate(s.execute(stmt)):
-        days = c.overdue_days(parse_ts(ln.due), now)
-        if days is not None:
+        info = late.get(ln.id)
+        if info is not None:
             marked.add(i)
         p = people.get(ln.person_id)
         rows.append(
@@ -116,7 +121,8 @@ def overdue(s: Session, now: datetime, *, zone: ZoneInfo = c.ZONE) -> Report:
                 c.loan_kind(ln.kind),
                 c.when(ln.opened, zone),
                 c.when(ln.due, zone),
-                c.overdue_text(days),
+                c.overdue_text(info["days_overdue"] if info else None),
+                ", ".join(info["reminders"]) if info else "",
             )
         )
     notes = (
