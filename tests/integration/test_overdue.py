@@ -456,3 +456,55 @@ def test_person_email_on_the_command_line(tmp_path: Path) -> None:
     ]
     code, out, err = ironroom("audit", "verify", db=db)
     assert code == 0 and out[0]["out"].startswith("audit chain ok"), err
+
+
+def test_upgrading_a_ledger_with_people_keeps_the_chain_verifying(tmp_path: Path) -> None:
+    """People registered before the email column: the migration records the new column
+    in the chain, so ``audit verify`` still passes after the upgrade."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from protocol.canonical import canonical
+    from tracker.store.audit import GENESIS, entry_hash, verify
+    from tracker.store.db import alembic_config, make_engine, migrate, sessions
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    command.upgrade(alembic_config(engine), "0001")
+    after = {"id": "p1", "name": "张三", "dept": None, "clearance": 3, "roles": '["borrower"]'}
+    fields = {
+        "id": 1,
+        "ts": "2026-11-26T00:40:00.000Z",
+        "actor": "cli:test",
+        "action": "person.add",
+        "entity": "person",
+        "entity_key": "p1",
+        "before": None,
+        "after": canonical({**after, "active": True}).decode(),
+        "reason": "ironroom ledger person add p1",
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO people (id, name, dept, clearance, roles, active, audit_id)"
+                " VALUES ('p1', '张三', NULL, 3, '[\"borrower\"]', 1, 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO audit (id, ts, actor, action, entity, entity_key, before, after,"
+                " reason, prev, hash) VALUES (:id, :ts, :actor, :action, :entity,"
+                " :entity_key, :before, :after, :reason, :prev, :hash)"
+            ),
+            {**fields, "prev": GENESIS, "hash": entry_hash(GENESIS, fields)},
+        )
+    migrate(engine)
+    try:
+        with sessions(engine)() as s:
+            verdict = verify(s)
+            assert verdict.ok, verdict
+            (entry,) = s.scalars(select(m.AuditEntry).where(m.AuditEntry.id == 2))
+            assert (entry.action, entry.entity_key) == ("person.schema", "p1")
+            assert json.loads(entry.after)["email"] is None
+            assert s.get(m.Person, "p1").email is None  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
