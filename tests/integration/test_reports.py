@@ -156,6 +156,8 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ok("ledger", "document", "add", "--number", "机发〔2026〕88号", "--title", TRICKY,
        "--classification", "秘密", "--tag", EPC_LENT, "--cabinet", "hq/room-101/c1",
        "--copy", "2/2", "--scope", "person:p2", db=db)  # fmt: skip
+    # `ironroom report` takes its time from the system clock: the loans are placed
+    # around it, one due weeks ago, one due days from now.
     now = datetime.now(UTC).replace(microsecond=0)
     badge = {"reader": "cabinet:c1", "uid": "04A1B2C3", "auth": "verified"}
     badge2 = {"reader": "cabinet:c1", "uid": "04A1B2C4", "auth": "verified"}
