@@ -18,6 +18,7 @@ from tracker.store import models as m
 from tracker.web import accounts
 
 PASSWORD = "correct horse battery"
+KEY = b"k" * 32  # the room's event key
 T0 = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
 #: username -> (role, person id)
 ACCOUNTS = {
@@ -62,12 +63,13 @@ def build(db: Path, clock: FixedClock | None = None) -> World:
     clock = clock or FixedClock()
     store = open_store(f"sqlite:///{db}")
     lg = ledger(store, clock.now())
-    lg.room_add("hq", "r1", "ctl-1", b"k" * 32, None)
+    lg.room_add("hq", "r1", "ctl-1", KEY, None)
     lg.cabinet_add("hq", "r1", "c1", False)
     for username, (role, pid) in ACCOUNTS.items():
         lg.person_add(pid, f"Person {username}", Level.TOP_SECRET, [role], "office")
         accounts.add_account(lg, username, role, pid, PASSWORD)
     lg.badge_add("A1B2C3D4", "p-bob")
+    lg.badge_add("A1B2C3D5", "p-eve")
     world = World(store, clock)
     for i, (number, title) in enumerate((("JM-001", "年度计划"), ("JM-002", "Budget"))):
         lg.document_add(
@@ -113,3 +115,68 @@ def login(client: Any, username: str, password: str = PASSWORD) -> Any:
 
 def csrf(client: Any) -> str:
     return str(client.get("/api/me").json()["csrf"])
+
+
+
+class _Pub:
+    def publish(self, topic: str, payload: bytes, *, retain: bool) -> bool:
+        return True
+
+    def ack(self, messages: Any) -> None:
+        pass
+
+
+def feed(world: World, events: list[tuple[str, dict[str, Any]]], *, first_seq: int = 1) -> None:
+    """Signed events of hq/r1 through the tracker's own ingest, one batch each, a
+    second apart from the world's clock."""
+    from dataclasses import replace
+
+    from protocol.envelope import make_event
+    from protocol.hours import Calendar, parse_weekly
+    from tracker.ingest.pipeline import Message, Processor
+
+    always = parse_weekly(
+        {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}, "hours"
+    )
+    cfg = replace(TrackerConfig(), calendar=Calendar(timezone="UTC", weekly=always))
+    p = Processor(world.store.sessions, rules_of(cfg), clock=world.clock, publisher=_Pub())
+    p.load()
+    for seq, (type_, data) in enumerate(events, first_seq):
+        world.clock.advance(1)
+        topic, payload = make_event(
+            KEY,
+            site="hq",
+            room="r1",
+            controller="ctl-1",
+            boot=1,
+            seq=seq,
+            ts=world.clock.now(),
+            type=type_,
+            data=data,
+        )
+        p.process([Message(topic, payload, world.clock.now(), 0.0)])
+
+
+def borrow(world: World, *, first_seq: int = 1) -> None:
+    """Eve badges at cabinet c1 and takes JM-002 out: a loan opened by the ingest."""
+    feed(
+        world,
+        [
+            ("badge.presented", {"reader": "cabinet:c1", "uid": "A1B2C3D5", "auth": "verified"}),
+            ("tag.departed", {"reader": "cabinet:c1", "epc": "E20000000001"}),
+        ],
+        first_seq=first_seq,
+    )
+
+
+def copy_of(template: World, db: Path) -> World:
+    """A world of the test's own: a copy of a built one's database file (built once,
+    since every account's password is hashed with argon2)."""
+    import shutil
+
+    src = template.store.engine.url.database
+    assert src is not None
+    template.store.engine.dispose()
+    shutil.copy(src, db)
+    return World(open_store(f"sqlite:///{db}"), FixedClock(), dict(template.docs),
+                 template.alarm_id)

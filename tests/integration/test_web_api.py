@@ -1,0 +1,345 @@
+"""The console's JSON API for every role, allowed and denied, on a SQLite file of the
+test's own: sessions, CSRF, login limits, audited logins and denials, and the audit
+chain still verifying after all of it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from tests.browser.console import (
+    ACCOUNTS,
+    PASSWORD,
+    World,
+    borrow,
+    build,
+    copy_of,
+    csrf,
+    login,
+)
+from tracker.store import models as m
+from tracker.store.audit import verify
+from tracker.web import WebSettings, create_app
+from tracker.web.accounts import Limits
+
+pytestmark = [pytest.mark.timeout(120)]
+
+
+class Broker:
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+    def broker_state(self) -> str:
+        return self.state
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    w = build(tmp_path_factory.mktemp("console") / "template.db")
+    yield w
+    w.store.engine.dispose()
+
+
+@pytest.fixture
+def world(template: World, tmp_path: Path) -> Iterator[World]:
+    w = copy_of(template, tmp_path / "console.db")
+    yield w
+    w.store.engine.dispose()
+
+
+def app_of(world: World, **kw: Any) -> Any:
+    settings = WebSettings(secret_key=b"s" * 32, limits=kw.pop("limits", Limits()))
+    return create_app(world.store, world.clock, settings=settings, **kw)
+
+
+@pytest.fixture
+def app(world: World) -> Any:
+    return app_of(world, live=Broker("connected"))
+
+
+def as_user(app: Any, username: str) -> TestClient:
+    c = TestClient(app)
+    r = login(c, username)
+    assert r.status_code == 303, r.text
+    return c
+
+
+def logins(world: World, outcome: str | None = None) -> list[m.Login]:
+    with world.store.readers() as s:
+        stmt = select(m.Login).order_by(m.Login.id)
+        if outcome:
+            stmt = stmt.where(m.Login.outcome == outcome)
+        return list(s.scalars(stmt))
+
+
+def chain_ok(world: World) -> None:
+    with world.store.readers() as s:
+        v = verify(s)
+    assert v.ok, v
+
+
+# -- who may read what ------------------------------------------------------------------
+
+READS = ["/api/rooms", "/api/alarms", "/api/documents", "/api/loans", "/api/people",
+         "/api/audit/verify", "/api/me", "/openapi.json", "/docs"]
+#: path -> roles allowed (the rest: 403)
+ALLOWED = {
+    "/api/rooms": {"secretary", "dept-head", "secrecy-office"},
+    "/api/alarms": {"secretary", "dept-head", "secrecy-office"},
+    "/api/documents": {"secretary", "approver", "dept-head", "secrecy-office", "borrower"},
+    "/api/loans": {"secretary", "approver", "dept-head", "secrecy-office", "borrower"},
+    "/api/people": {"secretary", "dept-head", "secrecy-office"},
+    "/api/audit/verify": {"secrecy-office"},
+    "/api/me": {"secretary", "approver", "dept-head", "secrecy-office", "borrower"},
+    "/openapi.json": {"secretary", "approver", "dept-head", "secrecy-office", "borrower"},
+    "/docs": {"secretary", "approver", "dept-head", "secrecy-office", "borrower"},
+}
+CASES = [(u, p) for u in ACCOUNTS if u != "eve" for p in READS]
+
+
+@pytest.mark.parametrize(("username", "path"), CASES)
+def test_reads_per_role(app: Any, world: World, username: str, path: str) -> None:
+    c = as_user(app, username)
+    role = ACCOUNTS[username][0]
+    before = len(logins(world, "denied"))
+    r = c.get(path)
+    if role in ALLOWED[path]:
+        assert r.status_code == 200, r.text
+        assert len(logins(world, "denied")) == before
+    else:
+        assert r.status_code == 403, r.text
+        denied = logins(world, "denied")
+        assert len(denied) == before + 1
+        assert denied[-1].username == username and path in (denied[-1].detail or "")
+    chain_ok(world)
+
+
+@pytest.mark.parametrize("path", READS + ["/live", "/alarms", "/register", "/"])
+def test_nothing_without_a_session(app: Any, path: str) -> None:
+    r = TestClient(app).get(path, follow_redirects=False)
+    if path.startswith("/api/") or path == "/openapi.json":
+        assert r.status_code == 401
+    else:
+        assert r.status_code == 303 and r.headers["location"] == "/login"
+
+
+def test_health_without_a_session(app: Any, world: World) -> None:
+    r = TestClient(app).get("/api/health")
+    assert r.status_code == 200
+    assert r.json() == {
+        "database": "ok",
+        "broker": "connected",
+        "controllers": [
+            {"room": "hq/r1", "controller": "ctl-1", "status": None, "silent": False,
+             "state_ts": None}
+        ],
+    }
+    assert app_of(world).openapi()  # builds
+    assert TestClient(app_of(world)).get("/api/health").json()["broker"] == "unknown"
+    assert TestClient(app_of(world, live=Broker("disconnected"))).get(
+        "/api/health").json()["broker"] == "disconnected"
+
+
+def test_borrower_sees_only_their_own(app: Any, world: World) -> None:
+    bob = as_user(app, "bob")
+    docs = bob.get("/api/documents").json()
+    assert [d["number"] for d in docs] == ["JM-001"]
+    assert [ln["person"] for ln in bob.get("/api/loans").json()] == ["p-bob"]
+    assert bob.get(f"/api/documents/{world.docs['JM-001']}").status_code == 200
+    assert bob.get(f"/api/documents/{world.docs['JM-002']}").status_code == 403
+    eve = as_user(app, "eve")
+    assert eve.get("/api/documents").json() == []
+    sec = as_user(app, "sec")
+    assert {d["number"] for d in sec.get("/api/documents").json()} == {"JM-001", "JM-002"}
+
+
+def test_register_filters_and_history(app: Any, world: World) -> None:
+    borrow(world)
+    c = as_user(app, "appr")
+    by = {d["number"]: d for d in c.get("/api/documents").json()}
+    assert by["JM-002"]["holder"] == "p-eve" and by["JM-002"]["status"] == "on_loan"
+    assert [d["number"] for d in c.get("/api/documents", params={"holder": "p-eve"}).json()] == [
+        "JM-002"]
+    assert [d["number"] for d in c.get("/api/documents", params={"q": "年度"}).json()] == [
+        "JM-001"]
+    assert c.get("/api/documents", params={"classification": "绝密"}).json() == []
+    assert len(c.get("/api/documents", params={"classification": "secret"}).json()) == 2
+    assert len(c.get("/api/documents", params={"cabinet": "hq/r1/c1"}).json()) == 2
+    assert c.get("/api/documents", params={"classification": "huge"}).status_code == 400
+    overdue = c.get("/api/loans", params={"overdue": "true"}).json()
+    assert [(ln["document"], ln["overdue"]) for ln in overdue] == [("JM-001", True)]
+    doc = c.get(f"/api/documents/{world.docs['JM-002']}").json()
+    kinds = [(h["kind"], h["what"]) for h in doc["history"]]
+    assert ("ledger", "document.add") in kinds or ("ledger", "document.register") in kinds or (
+        kinds[0][0] == "ledger")
+    assert ("event", "tag.departed") in kinds
+    assert ("ledger", "loan.open") in kinds
+    assert c.get("/api/documents/999").status_code == 400
+
+
+# -- changes: CSRF, roles, the audit -------------------------------------------------------
+
+
+def test_ack_then_reset(app: Any, world: World) -> None:
+    c = as_user(app, "sec")
+    token = csrf(c)
+    body = {"alarm_id": world.alarm_id}
+    assert c.post("/api/alarms/ack", json=body).status_code == 403  # no CSRF token
+    assert c.post("/api/alarms/ack", json=body, headers={"X-CSRF-Token": "x"}).status_code == 403
+    r = c.post("/api/alarms/ack", json=body, headers={"X-CSRF-Token": token})
+    assert r.status_code == 200 and r.json()["state"] == "acknowledged"
+    again = c.post("/api/alarms/ack", json=body, headers={"X-CSRF-Token": token})
+    assert again.status_code == 400 and "acknowledged" in again.json()["error"]
+    blank = c.post("/api/alarms/reset", json=body | {"reason": " "},
+                   headers={"X-CSRF-Token": token})
+    assert blank.status_code == 400
+    r = c.post("/api/alarms/reset", json=body | {"reason": "door checked"},
+               headers={"X-CSRF-Token": token})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "reset" and r.json()["ended_by"] == "p-sec"
+    with world.store.readers() as s:
+        entries = s.scalars(
+            select(m.AuditEntry).where(m.AuditEntry.entity == "alarm").order_by(m.AuditEntry.id)
+        ).all()
+    assert [e.action for e in entries][-2:] == ["alarm.ack", "alarm.reset"]
+    assert {e.actor for e in entries[-2:]} == {"web:sec"}
+    assert c.get("/api/alarms", params={"active": "true"}).json() == []
+    chain_ok(world)
+
+
+@pytest.mark.parametrize(
+    ("username", "ack", "reset"),
+    [("sec", 200, 200), ("office", 403, 200), ("head", 403, 403), ("appr", 403, 403),
+     ("bob", 403, 403)],
+)
+def test_alarm_changes_per_role(app: Any, world: World, username: str, ack: int,
+                                reset: int) -> None:
+    c = as_user(app, username)
+    token = csrf(c)
+    h = {"X-CSRF-Token": token}
+    assert c.post("/api/alarms/ack", json={"alarm_id": world.alarm_id}, headers=h).status_code == ack
+    r = c.post("/api/alarms/reset", json={"alarm_id": world.alarm_id, "reason": "ok"}, headers=h)
+    assert r.status_code == reset
+    chain_ok(world)
+
+
+def test_form_changes_need_the_csrf_field(app: Any, world: World) -> None:
+    c = as_user(app, "sec")
+    r = c.post("/alarms/ack", data={"alarm_id": world.alarm_id}, follow_redirects=False)
+    assert r.status_code == 403
+    r = c.post("/alarms/ack", data={"alarm_id": world.alarm_id, "csrf": csrf(c)},
+               follow_redirects=False)
+    assert r.status_code == 303
+
+
+# -- logins ---------------------------------------------------------------------------
+
+
+def test_login_logout_audited(app: Any, world: World) -> None:
+    c = as_user(app, "sec")
+    token = csrf(c)
+    assert c.post("/logout", headers={"X-CSRF-Token": "bad"}).status_code == 403
+    assert c.post("/logout", headers={"X-CSRF-Token": token}).status_code == 200
+    assert c.get("/api/me").status_code == 401
+    outcomes = [(x.username, x.outcome) for x in logins(world)]
+    assert ("sec", "ok") in outcomes and ("sec", "logout") in outcomes
+    with world.store.readers() as s:
+        actions = {e.action for e in s.scalars(select(m.AuditEntry))}
+    assert {"login.ok", "login.logout", "login.denied"} <= actions
+    chain_ok(world)
+
+
+def test_login_without_the_form_token_is_refused(app: Any, world: World) -> None:
+    c = TestClient(app)
+    r = c.post("/login", data={"username": "sec", "password": PASSWORD, "csrf": "forged"})
+    assert r.status_code == 403
+    assert logins(world, "denied")[-1].detail == "POST /login: bad or missing CSRF token"
+
+
+def test_wrong_password_then_lock(app: Any, world: World) -> None:
+    c = TestClient(app)
+    for _ in range(5):
+        assert login(c, "sec", "wrong password!").status_code == 401
+    r = login(c, "sec")  # the right password, but locked
+    assert r.status_code == 429
+    with world.store.readers() as s:
+        acc = s.get(m.Account, "sec")
+        assert acc is not None and acc.locked_until is not None
+        lock = s.scalars(select(m.AuditEntry).where(m.AuditEntry.action == "account.lock")).all()
+    assert len(lock) == 1
+    assert "password_hash" not in (lock[0].after or "") or "sha256:" in (lock[0].after or "")
+    assert [x.outcome for x in logins(world)][-6:] == ["failed"] * 5 + ["locked"]
+    world.clock.advance(15 * 60 + 1)
+    assert login(c, "sec").status_code == 303
+    chain_ok(world)
+
+
+def test_unknown_user_and_client_budget(world: World) -> None:
+    app = app_of(world, limits=Limits(client_failures=3))
+    c = TestClient(app)
+    for name in ("nobody", "ghost", "sec"):
+        assert login(c, name, "bad password").status_code == 401
+    assert login(c, "head").status_code == 429  # this address is over its budget
+    assert logins(world)[-1].outcome == "locked"
+    assert json.loads(logins(world)[-1].detail or "{}") == {"by": "client"}
+    world.clock.advance(16 * 60)
+    assert login(c, "head").status_code == 303
+    chain_ok(world)
+
+
+def test_deactivated_account_loses_its_session(app: Any, world: World) -> None:
+    c = as_user(app, "sec")
+    with world.store.sessions.begin() as s:
+        from tracker.service.writer import Writer
+
+        acc = s.get(m.Account, "sec")
+        assert acc is not None
+        Writer(s, actor="test", at=world.clock.now(), cause="leaves").change(
+            "account.deactivate", acc, active=False)
+    assert c.get("/api/me").status_code == 401
+    assert login(TestClient(app), "sec").status_code == 401
+
+
+def test_session_expires(world: World) -> None:
+    app = create_app(world.store, world.clock,
+                     settings=WebSettings(secret_key=b"s" * 32, session_hours=1))
+    c = as_user(app, "sec")
+    assert c.get("/api/me").status_code == 200
+    world.clock.advance(3601)
+    assert c.get("/api/me").status_code == 401
+
+
+def test_forged_cookie(app: Any) -> None:
+    c = TestClient(app)
+    c.cookies.set("ironroom_session", "abc.def.ghi")
+    assert c.get("/api/me").status_code == 401
+
+
+# -- language -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept", "cookie", "word"),
+    [("zh-CN,zh;q=0.9", None, "登录"), ("en-US,en;q=0.8", None, "Log in"), (None, None, "登录"),
+     ("en-US", "zh-CN", "登录"), ("zh-TW", "en", "Log in"), ("fr, en;q=0.5", None, "Log in")],
+)
+def test_language(app: Any, accept: str | None, cookie: str | None, word: str) -> None:
+    c = TestClient(app)
+    if cookie:
+        c.cookies.set("lang", cookie)
+    headers = {"Accept-Language": accept} if accept else {}
+    assert f"<h1>{word}</h1>" in c.get("/login", headers=headers).text
+
+
+def test_language_switch_keeps_to_this_site(app: Any) -> None:
+    c = TestClient(app)
+    r = c.get("/lang/en", params={"next": "//evil.example/x"}, follow_redirects=False)
+    assert r.headers["location"] == "/" and r.cookies.get("lang") == "en"
+    r = c.get("/lang/en", params={"next": "/register"}, follow_redirects=False)
+    assert r.headers["location"] == "/register"
