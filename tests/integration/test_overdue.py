@@ -52,16 +52,21 @@ thu = ["00:00-23:59"]
 fri = ["00:00-23:59"]
 sat = ["00:00-23:59"]
 sun = ["00:00-23:59"]
-[overdue]
-remind_after = ["0h", "1d"]
-escalate_after = "3d"
-check_s = 30
+{overdue}
 [notify]
 kind = "smtp"
 host = "127.0.0.1"
 port = {port}
 from = "ironroom@localhost"
 timeout_s = 5
+"""
+
+
+OVERDUE = """
+[overdue]
+remind_after = ["0h", "1d"]
+escalate_after = "3d"
+check_s = 30
 """
 
 
@@ -196,11 +201,16 @@ def inbox_port() -> Iterator[tuple[Inbox, int]]:
 
 
 def make_world(
-    tmp_path: Path, inbox: Inbox, port: int, offset: timedelta, extra: str = ""
+    tmp_path: Path,
+    inbox: Inbox,
+    port: int,
+    offset: timedelta,
+    extra: str = "",
+    overdue_table: str = OVERDUE,
 ) -> World:
     db = f"sqlite:///{tmp_path / 't.db'}"
     store = open_store(db)
-    cfg = parse_tracker_config(CONFIG.format(port=port) + extra)
+    cfg = parse_tracker_config(CONFIG.format(port=port, overdue=overdue_table) + extra)
     led = Ledger(store.sessions, rules_of(cfg), actor="test", reason="setup", now=T0)
     led.room_add(SITE, ROOM, CTL, KEY, None)
     led.cabinet_add(SITE, ROOM, "c1", False)
@@ -418,6 +428,30 @@ def test_the_rooms_own_clock_decides(tmp_path: Path, inbox_port: tuple[Inbox, in
         assert w.refusals()[-1].startswith("p1 holds an overdue item")
         code, out, err = ironroom("audit", "verify", db=w.db)
         assert code == 0 and out[0]["out"].startswith("audit chain ok"), err
+    finally:
+        w.store.engine.dispose()
+
+
+def test_blocked_in_the_policy_before_any_reminder(
+    tmp_path: Path, inbox_port: tuple[Inbox, int]
+) -> None:
+    """The first reminder a day after the due time: the borrower's badges leave the
+    room's policy at the due time all the same, once, and come back with the folder."""
+    table = '[overdue]\nremind_after = ["1d"]\n'
+    w = make_world(tmp_path, *inbox_port, timedelta(0), overdue_table=table)
+    try:
+        w.borrow(P1_BADGE, FOLDER)
+        w.proc.tick()  # what the command line queued at setup goes out first
+        w.later(7 * DAY + timedelta(seconds=6))
+        assert w.steps() == []
+        policies = w.pub.commands("policy.update")
+        assert P1_BADGE not in policies[-1].data["cabinets"]["c1"]
+        w.later(timedelta(minutes=5))
+        assert len(w.pub.commands("policy.update")) == len(policies)  # not sent again
+        w.later(DAY)
+        assert w.steps() == ["remind-1"]
+        w.give_back(FOLDER)
+        assert P1_BADGE in w.pub.commands("policy.update")[-1].data["cabinets"]["c1"]
     finally:
         w.store.engine.dispose()
 

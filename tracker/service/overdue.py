@@ -85,6 +85,10 @@ def check_overdue(
     for loan, doc, room_id in rows:
         clock = room_now.get(room_id, now) if room_id is not None else now
         value = _loan(loan, doc)
+        if not od.is_overdue(value, clock):
+            continue
+        if room_id is not None:
+            touched[room_id] = clock
         steps = od.reminders_due(
             value, clock, sched.remind_after, sched.escalate_after, sent=sent.get(loan.id, ())
         )
@@ -98,12 +102,11 @@ def check_overdue(
         borrower = people.get(loan.person_id) or od.Contact(loan.person_id, loan.person_id, None)
         for step in steps:
             _write_step(w, room, value, doc, step, borrower, people, clock, now)
-        if room_id is not None:
-            touched[room_id] = clock
     commands = list(w.commands) if w is not None else []
     for room_id, clock in sorted(touched.items()):
-        # the policy on the room's own clock (who is blocked is a matter of its time);
-        # this writer queues the command only, no audited change
+        # an overdue borrower's badges leave the room's lists (sent only when the policy
+        # changed), on the room's own clock: who is blocked is a matter of its time; this
+        # writer queues the command only, no audited change
         pw = Writer(s, actor="tracker", at=clock, cause="overdue check")
         queue_policy(pw, s.get(m.Room, room_id), cfg, force=False)  # type: ignore[arg-type]
         commands += pw.commands
