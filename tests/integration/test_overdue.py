@@ -207,8 +207,9 @@ def make_world(
     offset: timedelta,
     extra: str = "",
     overdue_table: str = OVERDUE,
+    db: str | None = None,
 ) -> World:
-    db = f"sqlite:///{tmp_path / 't.db'}"
+    db = db or f"sqlite:///{tmp_path / 't.db'}"
     store = open_store(db)
     cfg = parse_tracker_config(CONFIG.format(port=port, overdue=overdue_table) + extra)
     led = Ledger(store.sessions, rules_of(cfg), actor="test", reason="setup", now=T0)
@@ -492,7 +493,33 @@ def test_person_email_on_the_command_line(tmp_path: Path) -> None:
     assert code == 0 and out[0]["out"].startswith("audit chain ok"), err
 
 
-def test_upgrading_a_ledger_with_people_keeps_the_chain_verifying(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_on_postgresql(postgres_url: str, tmp_path: Path, inbox_port: tuple[Inbox, int]) -> None:
+    """The same workflow on PostgreSQL: reminders, the escalation, the chain."""
+    w = make_world(tmp_path, *inbox_port, timedelta(0), db=postgres_url)
+    try:
+        w.borrow(P1_BADGE, FOLDER)
+        w.proc.tick()
+        w.later(7 * DAY + timedelta(seconds=6))
+        w.later(3 * DAY)
+        assert w.steps() == ["remind-1", "remind-2", "escalate"]
+        assert len(w.rows(m.Alarm, m.Alarm.cause == "overdue_escalated")) == 1
+        assert w.inbox.to() == [["zhang@example.org"]] * 2 + [["wang@example.org"]]
+        w.later(DAY)
+        assert len(w.inbox.mail) == 3 and w.queue(pending=True) == []
+        code, out, err = ironroom("audit", "verify", db=w.db)
+        assert code == 0 and out[0]["out"].startswith("audit chain ok"), err
+    finally:
+        w.store.engine.dispose()
+
+
+def test_upgrading_a_ledger_with_people_keeps_the_chain_verifying(any_db: str) -> None:
     """People registered before the email column: the migration records the new column
     in the chain, so ``audit verify`` still passes after the upgrade."""
     from alembic import command
@@ -502,7 +529,7 @@ def test_upgrading_a_ledger_with_people_keeps_the_chain_verifying(tmp_path: Path
     from tracker.store.audit import GENESIS, entry_hash, verify
     from tracker.store.db import alembic_config, make_engine, migrate, sessions
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    engine = make_engine(any_db)
     command.upgrade(alembic_config(engine), "0001")
     after = {"id": "p1", "name": "张三", "dept": None, "clearance": 3, "roles": '["borrower"]'}
     fields = {
@@ -520,7 +547,7 @@ def test_upgrading_a_ledger_with_people_keeps_the_chain_verifying(tmp_path: Path
         conn.execute(
             text(
                 "INSERT INTO people (id, name, dept, clearance, roles, active, audit_id)"
-                " VALUES ('p1', '张三', NULL, 3, '[\"borrower\"]', 1, 1)"
+                " VALUES ('p1', '张三', NULL, 3, '[\"borrower\"]', TRUE, 1)"
             )
         )
         conn.execute(
