@@ -175,7 +175,7 @@ def after_commit(sessions: sessionmaker[Session], now: datetime, cfg: Rules) -> 
     the queue only once it was handed over and that was committed; a failure is kept
     with its error and tried again after a growing delay. The first failure ends this
     round (the mail server is likely down for the rest too)."""
-    with sessions() as s:
+    with _reader(sessions) as s:
         ids = list(
             s.scalars(
                 select(m.OverdueMessage.id)
@@ -300,6 +300,14 @@ def reminders_listing(s: Session, *, pending: bool = False) -> list[dict[str, An
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _reader(sessions: sessionmaker[Session]) -> Session:
+    """A session that only reads (on SQLite no write lock: this runs every tick)."""
+    bind = sessions.kw.get("bind")
+    if bind is None:
+        return sessions()
+    return Session(bind.execution_options(ironroom_readonly=True), expire_on_commit=False)
 
 
 def _loan(loan: m.Loan, doc: m.Document) -> od.OverdueLoan:
