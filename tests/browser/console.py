@@ -87,14 +87,23 @@ def build(db: Path, clock: FixedClock | None = None) -> World:
             world.docs[d.number] = d.id
         doc = s.get(m.Document, world.docs["JM-001"])
         assert doc is not None
-        w.change("document.move", doc, status="on_loan", location_cabinet_id=None,
-                 holder_id="p-bob")
-        w.add("loan.open", m.Loan(document_id=doc.id, person_id="p-bob", kind="loan",
-                                  opened="2026-12-01T02:00:00.000Z",
-                                  due="2026-12-02T02:00:00.000Z"))
+        w.change(
+            "document.move", doc, status="on_loan", location_cabinet_id=None, holder_id="p-bob"
+        )
+        w.add(
+            "loan.open",
+            m.Loan(
+                document_id=doc.id,
+                person_id="p-bob",
+                kind="loan",
+                opened="2026-12-01T02:00:00.000Z",
+                due="2026-12-02T02:00:00.000Z",
+            ),
+        )
         room = s.query(m.Room).one()
-        world.alarm_id = w.raise_alarm(room, "forced_open", "critical", raised=clock.now(),
-                                       point="door").alarm_id
+        world.alarm_id = w.raise_alarm(
+            room, "forced_open", "critical", raised=clock.now(), point="door"
+        ).alarm_id
     return world
 
 
@@ -115,7 +124,6 @@ def login(client: Any, username: str, password: str = PASSWORD) -> Any:
 
 def csrf(client: Any) -> str:
     return str(client.get("/api/me").json()["csrf"])
-
 
 
 class _Pub:
@@ -178,5 +186,6 @@ def copy_of(template: World, db: Path) -> World:
     assert src is not None
     template.store.engine.dispose()
     shutil.copy(src, db)
-    return World(open_store(f"sqlite:///{db}"), FixedClock(), dict(template.docs),
-                 template.alarm_id)
+    return World(
+        open_store(f"sqlite:///{db}"), FixedClock(), dict(template.docs), template.alarm_id
+    )

@@ -124,9 +124,7 @@ def test_acknowledge_then_reset(browser: Any, console: str, world: World) -> Non
         assert verify(s).ok
 
 
-def test_a_badge_borrowing_shows_in_the_register(
-    browser: Any, console: str, world: World
-) -> None:
+def test_a_badge_borrowing_shows_in_the_register(browser: Any, console: str, world: World) -> None:
     page = page_for(browser)
     log_in(page, console, "sec")
     page.goto(console + "/register")
@@ -146,8 +144,20 @@ def test_live_view_updates_without_reload(browser: Any, console: str, world: Wor
     expect(page).to_have_url(console + "/live")
     room = page.locator('section.room[data-room="hq/r1"]')
     expect(room.locator(".alarms")).not_to_contain_text("panic")
-    feed(world, [("alarm.raised", {"alarm_id": "ctl-1:1:9", "cause": "panic",
-                                   "point": "door", "severity": "critical"})])
+    feed(
+        world,
+        [
+            (
+                "alarm.raised",
+                {
+                    "alarm_id": "ctl-1:1:9",
+                    "cause": "panic",
+                    "point": "door",
+                    "severity": "critical",
+                },
+            )
+        ],
+    )
     expect(room.locator(".alarms")).to_contain_text("panic", timeout=5000)
 
 

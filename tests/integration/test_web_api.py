@@ -86,8 +86,17 @@ def chain_ok(world: World) -> None:
 
 # -- who may read what ------------------------------------------------------------------
 
-READS = ["/api/rooms", "/api/alarms", "/api/documents", "/api/loans", "/api/people",
-         "/api/audit/verify", "/api/me", "/openapi.json", "/docs"]
+READS = [
+    "/api/rooms",
+    "/api/alarms",
+    "/api/documents",
+    "/api/loans",
+    "/api/people",
+    "/api/audit/verify",
+    "/api/me",
+    "/openapi.json",
+    "/docs",
+]
 #: path -> roles allowed (the rest: 403)
 ALLOWED = {
     "/api/rooms": {"secretary", "dept-head", "secrecy-office"},
@@ -136,14 +145,21 @@ def test_health_without_a_session(app: Any, world: World) -> None:
         "database": "ok",
         "broker": "connected",
         "controllers": [
-            {"room": "hq/r1", "controller": "ctl-1", "status": None, "silent": False,
-             "state_ts": None}
+            {
+                "room": "hq/r1",
+                "controller": "ctl-1",
+                "status": None,
+                "silent": False,
+                "state_ts": None,
+            }
         ],
     }
     assert app_of(world).openapi()  # builds
     assert TestClient(app_of(world)).get("/api/health").json()["broker"] == "unknown"
-    assert TestClient(app_of(world, live=Broker("disconnected"))).get(
-        "/api/health").json()["broker"] == "disconnected"
+    assert (
+        TestClient(app_of(world, live=Broker("disconnected"))).get("/api/health").json()["broker"]
+        == "disconnected"
+    )
 
 
 def test_borrower_sees_only_their_own(app: Any, world: World) -> None:
@@ -165,9 +181,9 @@ def test_register_filters_and_history(app: Any, world: World) -> None:
     by = {d["number"]: d for d in c.get("/api/documents").json()}
     assert by["JM-002"]["holder"] == "p-eve" and by["JM-002"]["status"] == "on_loan"
     assert [d["number"] for d in c.get("/api/documents", params={"holder": "p-eve"}).json()] == [
-        "JM-002"]
-    assert [d["number"] for d in c.get("/api/documents", params={"q": "年度"}).json()] == [
-        "JM-001"]
+        "JM-002"
+    ]
+    assert [d["number"] for d in c.get("/api/documents", params={"q": "年度"}).json()] == ["JM-001"]
     assert c.get("/api/documents", params={"classification": "绝密"}).json() == []
     assert len(c.get("/api/documents", params={"classification": "secret"}).json()) == 2
     assert len(c.get("/api/documents", params={"cabinet": "hq/r1/c1"}).json()) == 2
@@ -176,8 +192,11 @@ def test_register_filters_and_history(app: Any, world: World) -> None:
     assert [(ln["document"], ln["overdue"]) for ln in overdue] == [("JM-001", True)]
     doc = c.get(f"/api/documents/{world.docs['JM-002']}").json()
     kinds = [(h["kind"], h["what"]) for h in doc["history"]]
-    assert ("ledger", "document.add") in kinds or ("ledger", "document.register") in kinds or (
-        kinds[0][0] == "ledger")
+    assert (
+        ("ledger", "document.add") in kinds
+        or ("ledger", "document.register") in kinds
+        or (kinds[0][0] == "ledger")
+    )
     assert ("event", "tag.departed") in kinds
     assert ("ledger", "loan.open") in kinds
     assert c.get("/api/documents/999").status_code == 400
@@ -196,11 +215,13 @@ def test_ack_then_reset(app: Any, world: World) -> None:
     assert r.status_code == 200 and r.json()["state"] == "acknowledged"
     again = c.post("/api/alarms/ack", json=body, headers={"X-CSRF-Token": token})
     assert again.status_code == 400 and "acknowledged" in again.json()["error"]
-    blank = c.post("/api/alarms/reset", json=body | {"reason": " "},
-                   headers={"X-CSRF-Token": token})
+    blank = c.post(
+        "/api/alarms/reset", json=body | {"reason": " "}, headers={"X-CSRF-Token": token}
+    )
     assert blank.status_code == 400
-    r = c.post("/api/alarms/reset", json=body | {"reason": "door checked"},
-               headers={"X-CSRF-Token": token})
+    r = c.post(
+        "/api/alarms/reset", json=body | {"reason": "door checked"}, headers={"X-CSRF-Token": token}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "reset" and r.json()["ended_by"] == "p-sec"
     with world.store.readers() as s:
@@ -215,15 +236,23 @@ def test_ack_then_reset(app: Any, world: World) -> None:
 
 @pytest.mark.parametrize(
     ("username", "ack", "reset"),
-    [("sec", 200, 200), ("office", 403, 200), ("head", 403, 403), ("appr", 403, 403),
-     ("bob", 403, 403)],
+    [
+        ("sec", 200, 200),
+        ("office", 403, 200),
+        ("head", 403, 403),
+        ("appr", 403, 403),
+        ("bob", 403, 403),
+    ],
 )
-def test_alarm_changes_per_role(app: Any, world: World, username: str, ack: int,
-                                reset: int) -> None:
+def test_alarm_changes_per_role(
+    app: Any, world: World, username: str, ack: int, reset: int
+) -> None:
     c = as_user(app, username)
     token = csrf(c)
     h = {"X-CSRF-Token": token}
-    assert c.post("/api/alarms/ack", json={"alarm_id": world.alarm_id}, headers=h).status_code == ack
+    assert (
+        c.post("/api/alarms/ack", json={"alarm_id": world.alarm_id}, headers=h).status_code == ack
+    )
     r = c.post("/api/alarms/reset", json={"alarm_id": world.alarm_id, "reason": "ok"}, headers=h)
     assert r.status_code == reset
     chain_ok(world)
@@ -233,8 +262,9 @@ def test_form_changes_need_the_csrf_field(app: Any, world: World) -> None:
     c = as_user(app, "sec")
     r = c.post("/alarms/ack", data={"alarm_id": world.alarm_id}, follow_redirects=False)
     assert r.status_code == 403
-    r = c.post("/alarms/ack", data={"alarm_id": world.alarm_id, "csrf": csrf(c)},
-               follow_redirects=False)
+    r = c.post(
+        "/alarms/ack", data={"alarm_id": world.alarm_id, "csrf": csrf(c)}, follow_redirects=False
+    )
     assert r.status_code == 303
 
 
@@ -301,14 +331,16 @@ def test_deactivated_account_loses_its_session(app: Any, world: World) -> None:
         acc = s.get(m.Account, "sec")
         assert acc is not None
         Writer(s, actor="test", at=world.clock.now(), cause="leaves").change(
-            "account.deactivate", acc, active=False)
+            "account.deactivate", acc, active=False
+        )
     assert c.get("/api/me").status_code == 401
     assert login(TestClient(app), "sec").status_code == 401
 
 
 def test_session_expires(world: World) -> None:
-    app = create_app(world.store, world.clock,
-                     settings=WebSettings(secret_key=b"s" * 32, session_hours=1))
+    app = create_app(
+        world.store, world.clock, settings=WebSettings(secret_key=b"s" * 32, session_hours=1)
+    )
     c = as_user(app, "sec")
     assert c.get("/api/me").status_code == 200
     world.clock.advance(3601)
@@ -326,8 +358,14 @@ def test_forged_cookie(app: Any) -> None:
 
 @pytest.mark.parametrize(
     ("accept", "cookie", "word"),
-    [("zh-CN,zh;q=0.9", None, "登录"), ("en-US,en;q=0.8", None, "Log in"), (None, None, "登录"),
-     ("en-US", "zh-CN", "登录"), ("zh-TW", "en", "Log in"), ("fr, en;q=0.5", None, "Log in")],
+    [
+        ("zh-CN,zh;q=0.9", None, "登录"),
+        ("en-US,en;q=0.8", None, "Log in"),
+        (None, None, "登录"),
+        ("en-US", "zh-CN", "登录"),
+        ("zh-TW", "en", "Log in"),
+        ("fr, en;q=0.5", None, "Log in"),
+    ],
 )
 def test_language(app: Any, accept: str | None, cookie: str | None, word: str) -> None:
     c = TestClient(app)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -85,8 +86,9 @@ def add_account(
 def _record(w: Writer, username: str, client: str, outcome: str, detail: str | None) -> None:
     w.add(
         f"login.{outcome}",
-        m.Login(ts=w.at, username=username[:64], client=client[:64], outcome=outcome,
-                detail=detail),
+        m.Login(
+            ts=w.at, username=username[:64], client=client[:64], outcome=outcome, detail=detail
+        ),
     )
 
 
@@ -100,8 +102,13 @@ def record(
 ) -> None:
     """Record a logout or a denial (one transaction, audited)."""
     with sessions.begin() as s:
-        _record(Writer(s, actor=f"web:{username}", at=now, cause=detail), username, client,
-                outcome, detail)
+        _record(
+            Writer(s, actor=f"web:{username}", at=now, cause=detail),
+            username,
+            client,
+            outcome,
+            detail,
+        )
 
 
 def login(
@@ -185,3 +192,43 @@ def listing(s: Session) -> list[dict[str, object]]:
         }
         for a in s.scalars(select(m.Account).order_by(m.Account.username))
     ]
+
+
+def set_demo_account(
+    store: Any, *, username: str, role: str, person: str, password: str, now: datetime
+) -> None:
+    """Add the account, or give it this role, person and password and unlock it (the
+    demo sets new passwords each time it starts on a data folder). Audited."""
+    if role not in ROLES:
+        raise LedgerError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    with store.sessions.begin() as s:
+        w = Writer(s, actor="demo", at=now, cause="demo accounts")
+        if s.get(m.Person, person) is None:
+            raise LedgerError(f"no person {person}")
+        acc = s.get(m.Account, username)
+        hashed = hash_password(password)
+        if acc is None:
+            w.add(
+                "account.add",
+                m.Account(
+                    username=username,
+                    password_hash=hashed,
+                    role=role,
+                    person_id=person,
+                    active=True,
+                    failed=0,
+                    locked_until=None,
+                    created=w.at,
+                ),
+            )
+        else:
+            w.change(
+                "account.password",
+                acc,
+                password_hash=hashed,
+                role=role,
+                person_id=person,
+                active=True,
+                failed=0,
+                locked_until=None,
+            )

@@ -6,8 +6,6 @@ service functions as ``ironroom ledger``, each in its own transaction, acting as
 cookie carries a random token signed with the console's key.
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 import secrets
@@ -15,11 +13,16 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from itsdangerous import BadSignature, TimestampSigner
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -32,6 +35,7 @@ from tracker.clock import Clock
 from tracker.service.ledger import Ledger, LedgerError
 from tracker.web import accounts, i18n, roles, views
 
+T = TypeVar("T")
 COOKIE = "ironroom_session"
 PRE_COOKIE = "ironroom_login"
 LANG_COOKIE = "lang"
@@ -129,15 +133,16 @@ def create_app(
     signer = TimestampSigner(cfg.secret_key, salt="ironroom-console")
     sessions: dict[str, WebSession] = {}
     lock = threading.Lock()
-    env = Environment(loader=PackageLoader("tracker.web", "templates"),
-                      autoescape=select_autoescape(["html"]))
-    app = FastAPI(title="IronRoom console", version="1", openapi_url=None, docs_url=None,
-                  redoc_url=None)
+    env = Environment(
+        loader=PackageLoader("tracker.web", "templates"), autoescape=select_autoescape(["html"])
+    )
+    app = FastAPI(
+        title="IronRoom console", version="1", openapi_url=None, docs_url=None, redoc_url=None
+    )
     app.state.stopping = threading.Event()
     from importlib.resources import files
 
-    app.mount("/static", StaticFiles(directory=str(files("tracker.web") / "static")),
-              name="static")
+    app.mount("/static", StaticFiles(directory=str(files("tracker.web") / "static")), name="static")
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -145,16 +150,20 @@ def create_app(
         return request.client.host if request.client else "unknown"
 
     def lang_of(request: Request) -> str:
-        return i18n.choose(request.cookies.get(LANG_COOKIE),
-                           request.headers.get("accept-language"))
+        return i18n.choose(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
 
-    def read(fn: Callable[[Session], Any]) -> Any:
+    def read(fn: Callable[[Session], T]) -> T:
         with store.readers() as s:
             return fn(s)
 
     def ledger(ctx: Ctx, request: Request) -> Ledger:
-        return Ledger(store.sessions, rules, actor=f"web:{ctx.who.username}",
-                      reason=f"console {request.method} {request.url.path}", now=clock.now())
+        return Ledger(
+            store.sessions,
+            rules,
+            actor=f"web:{ctx.who.username}",
+            reason=f"console {request.method} {request.url.path}",
+            now=clock.now(),
+        )
 
     def session_of(request: Request) -> tuple[str, WebSession] | None:
         raw = request.cookies.get(COOKIE)
@@ -173,14 +182,21 @@ def create_app(
                 return None
         return token, ses
 
-    def render(request: Request, name: str, ctx: Ctx | None, status: int = 200,
-               **values: Any) -> HTMLResponse:
+    def render(
+        request: Request, name: str, ctx: Ctx | None, status: int = 200, **values: Any
+    ) -> HTMLResponse:
         lang = ctx.lang if ctx is not None else lang_of(request)
-        nav = [] if ctx is None else [
-            (href, key) for href, key, perm in NAV if roles.allowed(ctx.who.role, perm)
-        ]
+        nav = (
+            []
+            if ctx is None
+            else [(href, key) for href, key, perm in NAV if roles.allowed(ctx.who.role, perm)]
+        )
         page = env.get_template(name).render(
-            t=i18n.translator(lang), lang=lang, ctx=ctx, nav=nav, path=request.url.path,
+            t=i18n.translator(lang),
+            lang=lang,
+            ctx=ctx,
+            nav=nav,
+            path=request.url.path,
             **values,
         )
         return HTMLResponse(page, status_code=status)
@@ -202,6 +218,16 @@ def create_app(
             return ctx
 
         return dep
+
+    LiveCtx = Annotated[Ctx, Depends(need("live"))]
+    AlarmsRead = Annotated[Ctx, Depends(need("alarms.read"))]
+    AlarmsAck = Annotated[Ctx, Depends(need("alarms.ack"))]
+    AlarmsReset = Annotated[Ctx, Depends(need("alarms.reset"))]
+    RegisterCtx = Annotated[Ctx, Depends(need("register.own"))]
+    LoansCtx = Annotated[Ctx, Depends(need("loans.own"))]
+    PeopleCtx = Annotated[Ctx, Depends(need("people.read"))]
+    AuditCtx = Annotated[Ctx, Depends(need("audit.verify"))]
+    AnyCtx = Annotated[Ctx, Depends(need("api.docs"))]  # any role: a session
 
     async def csrf_ok(request: Request, ctx: Ctx) -> None:
         sent = request.headers.get("x-csrf-token")
@@ -227,19 +253,28 @@ def create_app(
     async def _denied(request: Request, exc: Denied) -> Response:
         found = session_of(request)
         username = found[1].who.username if found else "-"
-        await run_in_threadpool(accounts.record, store.sessions, clock.now(), username,
-                                client_of(request), "denied", exc.why)
+        await run_in_threadpool(
+            accounts.record,
+            store.sessions,
+            clock.now(),
+            username,
+            client_of(request),
+            "denied",
+            exc.why,
+        )
         if is_api(request):
             return JSONResponse({"error": "forbidden", "detail": exc.why}, status_code=403)
-        return render(request, "error.html", None, status=403, message_key="error.forbidden",
-                      detail=exc.why)
+        return render(
+            request, "error.html", None, status=403, message_key="error.forbidden", detail=exc.why
+        )
 
     @app.exception_handler(LedgerError)
     async def _ledger_error(request: Request, exc: LedgerError) -> Response:
         if is_api(request):
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return render(request, "error.html", None, status=400, message_key="error.title",
-                      detail=str(exc))
+        return render(
+            request, "error.html", None, status=400, message_key="error.title", detail=str(exc)
+        )
 
     # -- public: health, login, language -----------------------------------------------------
 
@@ -251,42 +286,79 @@ def create_app(
             db = "ok"
         except Exception as exc:  # the point is to report it
             ctrls, db = [], f"error: {type(exc).__name__}"
-        return {"database": db,
-                "broker": live.broker_state() if live is not None else "unknown",
-                "controllers": ctrls}
+        return {
+            "database": db,
+            "broker": live.broker_state() if live is not None else "unknown",
+            "controllers": ctrls,
+        }
 
     @app.get("/login", response_class=HTMLResponse)
     def login_page(request: Request) -> Response:
         token = secrets.token_urlsafe(24)
         resp = render(request, "login.html", None, pre=token, error=None)
-        resp.set_cookie(PRE_COOKIE, token, httponly=True, samesite="strict",
-                        secure=cfg.cookie_secure, max_age=3600)
+        resp.set_cookie(
+            PRE_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=cfg.cookie_secure,
+            max_age=3600,
+        )
         return resp
 
     @app.post("/login")
-    def login_submit(request: Request, username: str = Form(""), password: str = Form(""),
-                     csrf: str = Form("")) -> Response:
+    def login_submit(
+        request: Request,
+        username: Annotated[str, Form()] = "",
+        password: Annotated[str, Form()] = "",
+        csrf: Annotated[str, Form()] = "",
+    ) -> Response:
         pre = request.cookies.get(PRE_COOKIE, "")
         if not pre or not secrets.compare_digest(pre, csrf):
-            accounts.record(store.sessions, clock.now(), username or "-", client_of(request),
-                            "denied", "POST /login: bad or missing CSRF token")
-            return render(request, "error.html", None, status=403,
-                          message_key="error.forbidden", detail="CSRF")
+            accounts.record(
+                store.sessions,
+                clock.now(),
+                username or "-",
+                client_of(request),
+                "denied",
+                "POST /login: bad or missing CSRF token",
+            )
+            return render(
+                request,
+                "error.html",
+                None,
+                status=403,
+                message_key="error.forbidden",
+                detail="CSRF",
+            )
         try:
-            who = accounts.login(store.sessions, clock.now(), username, password,
-                                 client_of(request), cfg.limits)
+            who = accounts.login(
+                store.sessions, clock.now(), username, password, client_of(request), cfg.limits
+            )
         except accounts.LoginRefused as exc:
             key = "login.locked" if exc.reason == "locked" else "login.failed"
-            return render(request, "login.html", None,
-                          status=429 if exc.reason == "locked" else 401, pre=pre, error=key)
+            return render(
+                request,
+                "login.html",
+                None,
+                status=429 if exc.reason == "locked" else 401,
+                pre=pre,
+                error=key,
+            )
         token = secrets.token_urlsafe(32)
         with lock:
             sessions[token] = WebSession(
-                who, secrets.token_urlsafe(32),
-                clock.now() + timedelta(hours=cfg.session_hours))
+                who, secrets.token_urlsafe(32), clock.now() + timedelta(hours=cfg.session_hours)
+            )
         resp = RedirectResponse("/", status_code=303)
-        resp.set_cookie(COOKIE, signer.sign(token).decode(), httponly=True, samesite="strict",
-                        secure=cfg.cookie_secure, max_age=int(cfg.session_hours * 3600))
+        resp.set_cookie(
+            COOKIE,
+            signer.sign(token).decode(),
+            httponly=True,
+            samesite="strict",
+            secure=cfg.cookie_secure,
+            max_age=int(cfg.session_hours * 3600),
+        )
         resp.delete_cookie(PRE_COOKIE)
         return resp
 
@@ -297,21 +369,29 @@ def create_app(
             code = i18n.DEFAULT
         target = next if next.startswith("/") and not next.startswith("//") else "/"
         resp = RedirectResponse(target, status_code=303)
-        resp.set_cookie(LANG_COOKIE, code, samesite="strict", secure=cfg.cookie_secure,
-                        max_age=365 * 24 * 3600)
+        resp.set_cookie(
+            LANG_COOKIE, code, samesite="strict", secure=cfg.cookie_secure, max_age=365 * 24 * 3600
+        )
         return resp
 
     # -- session: account, logout, the API description ---------------------------------
 
     @app.post("/logout")
-    async def logout(request: Request, ctx: Ctx = Depends(need("api.docs"))) -> Response:
+    async def logout(*, request: Request, ctx: AnyCtx) -> Response:
         await csrf_ok(request, ctx)
         found = session_of(request)
         if found is not None:
             with lock:
                 sessions.pop(found[0], None)
-        await run_in_threadpool(accounts.record, store.sessions, clock.now(),
-                                ctx.who.username, ctx.client, "logout", None)
+        await run_in_threadpool(
+            accounts.record,
+            store.sessions,
+            clock.now(),
+            ctx.who.username,
+            ctx.client,
+            "logout",
+            None,
+        )
         if is_api(request) or request.headers.get("x-csrf-token"):
             resp: Response = JSONResponse({"ok": True})
         else:
@@ -320,23 +400,28 @@ def create_app(
         return resp
 
     @app.get("/api/me")
-    def me(ctx: Ctx = Depends(need("api.docs"))) -> dict[str, Any]:
+    def me(*, ctx: AnyCtx) -> dict[str, Any]:
         """The account, its role, the pages it may open, and the CSRF token to send in
         ``X-CSRF-Token`` with every change."""
-        return {"username": ctx.who.username, "role": ctx.who.role,
-                "person": ctx.who.person_id, "csrf": ctx.session.csrf, "lang": ctx.lang,
-                "pages": [h for h, _, p in NAV if roles.allowed(ctx.who.role, p)]}
+        return {
+            "username": ctx.who.username,
+            "role": ctx.who.role,
+            "person": ctx.who.person_id,
+            "csrf": ctx.session.csrf,
+            "lang": ctx.lang,
+            "pages": [h for h, _, p in NAV if roles.allowed(ctx.who.role, p)],
+        }
 
     @app.get("/openapi.json", include_in_schema=False)
-    def openapi(ctx: Ctx = Depends(need("api.docs"))) -> dict[str, Any]:
+    def openapi(*, ctx: AnyCtx) -> dict[str, Any]:
         return app.openapi()
 
     @app.get("/docs", include_in_schema=False)
-    def docs(request: Request, ctx: Ctx = Depends(need("api.docs"))) -> Response:
+    def docs(*, request: Request, ctx: AnyCtx) -> Response:
         return render(request, "docs.html", ctx, schema=app.openapi())
 
     @app.get("/", include_in_schema=False)
-    def home(ctx: Ctx = Depends(need("api.docs"))) -> Response:
+    def home(*, ctx: AnyCtx) -> Response:
         for href, _, perm in NAV:
             if roles.allowed(ctx.who.role, perm):
                 return RedirectResponse(href, status_code=303)
@@ -345,12 +430,12 @@ def create_app(
     # -- live room view ------------------------------------------------------------------
 
     @app.get("/api/rooms")
-    def api_rooms(ctx: Ctx = Depends(need("live"))) -> list[dict[str, Any]]:
+    def api_rooms(*, ctx: LiveCtx) -> list[dict[str, Any]]:
         """Each room: link, door, windows, cabinets, locks, arming, active alarms."""
-        return read(views.rooms_live)  # type: ignore[no-any-return]
+        return read(views.rooms_live)
 
     @app.get("/api/live/stream")
-    async def api_live_stream(request: Request, ctx: Ctx = Depends(need("live"))) -> Response:
+    async def api_live_stream(*, request: Request, ctx: LiveCtx) -> Response:
         """Server-sent events: ``rooms`` (the /api/rooms list) at once and at every change."""
         token = session_of(request)
 
@@ -375,136 +460,183 @@ def create_app(
                 await asyncio.sleep(cfg.poll_s)
                 quiet += cfg.poll_s
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
 
     @app.get("/live", response_class=HTMLResponse, include_in_schema=False)
-    def page_live(request: Request, ctx: Ctx = Depends(need("live"))) -> Response:
-        return render(request, "live.html", ctx, rooms=read(views.rooms_live),
-                      can_ack=roles.allowed(ctx.who.role, "alarms.ack"))
+    def page_live(*, request: Request, ctx: LiveCtx) -> Response:
+        return render(
+            request,
+            "live.html",
+            ctx,
+            rooms=read(views.rooms_live),
+            can_ack=roles.allowed(ctx.who.role, "alarms.ack"),
+        )
 
     # -- alarms ------------------------------------------------------------------------
 
     @app.get("/api/alarms")
-    def api_alarms(active: bool = False,
-                   ctx: Ctx = Depends(need("alarms.read"))) -> list[dict[str, Any]]:
-        return read(lambda s: views.alarms(s, active=active))  # type: ignore[no-any-return]
+    def api_alarms(*, active: bool = False, ctx: AlarmsRead) -> list[dict[str, Any]]:
+        return read(lambda s: views.alarms(s, active=active))
 
     @app.post("/api/alarms/ack")
-    async def api_alarm_ack(body: AckIn, request: Request,
-                            ctx: Ctx = Depends(need("alarms.ack"))) -> dict[str, Any]:
+    async def api_alarm_ack(*, body: AckIn, request: Request, ctx: AlarmsAck) -> dict[str, Any]:
         await csrf_ok(request, ctx)
-        return await run_in_threadpool(views.alarm_ack, ledger(ctx, request), body.alarm_id,
-                                       ctx.who.person_id)
+        return await run_in_threadpool(
+            views.alarm_ack, ledger(ctx, request), body.alarm_id, ctx.who.person_id
+        )
 
     @app.post("/api/alarms/reset")
-    async def api_alarm_reset(body: ResetIn, request: Request,
-                              ctx: Ctx = Depends(need("alarms.reset"))) -> dict[str, Any]:
+    async def api_alarm_reset(
+        *, body: ResetIn, request: Request, ctx: AlarmsReset
+    ) -> dict[str, Any]:
         await csrf_ok(request, ctx)
-        return await run_in_threadpool(ledger(ctx, request).alarm_reset, body.alarm_id,
-                                       ctx.who.person_id, body.reason)
+        return await run_in_threadpool(
+            ledger(ctx, request).alarm_reset, body.alarm_id, ctx.who.person_id, body.reason
+        )
 
     @app.get("/alarms", response_class=HTMLResponse, include_in_schema=False)
-    def page_alarms(request: Request, all: bool = False,
-                    ctx: Ctx = Depends(need("alarms.read"))) -> Response:
-        return render(request, "alarms.html", ctx,
-                      alarms=read(lambda s: views.alarms(s, active=not all)), show_all=all,
-                      can_ack=roles.allowed(ctx.who.role, "alarms.ack"),
-                      can_reset=roles.allowed(ctx.who.role, "alarms.reset"))
+    def page_alarms(*, request: Request, all: bool = False, ctx: AlarmsRead) -> Response:
+        return render(
+            request,
+            "alarms.html",
+            ctx,
+            alarms=read(lambda s: views.alarms(s, active=not all)),
+            show_all=all,
+            can_ack=roles.allowed(ctx.who.role, "alarms.ack"),
+            can_reset=roles.allowed(ctx.who.role, "alarms.reset"),
+        )
 
     @app.post("/alarms/ack", include_in_schema=False)
-    async def form_alarm_ack(request: Request, ctx: Ctx = Depends(need("alarms.ack"))) -> Response:
+    async def form_alarm_ack(*, request: Request, ctx: AlarmsAck) -> Response:
         await csrf_ok(request, ctx)
         form = await request.form()
-        await run_in_threadpool(views.alarm_ack, ledger(ctx, request),
-                                str(form.get("alarm_id", "")), ctx.who.person_id)
+        await run_in_threadpool(
+            views.alarm_ack, ledger(ctx, request), str(form.get("alarm_id", "")), ctx.who.person_id
+        )
         return RedirectResponse("/alarms", status_code=303)
 
     @app.post("/alarms/reset", include_in_schema=False)
-    async def form_alarm_reset(request: Request,
-                               ctx: Ctx = Depends(need("alarms.reset"))) -> Response:
+    async def form_alarm_reset(*, request: Request, ctx: AlarmsReset) -> Response:
         await csrf_ok(request, ctx)
         form = await request.form()
-        await run_in_threadpool(ledger(ctx, request).alarm_reset,
-                                str(form.get("alarm_id", "")), ctx.who.person_id,
-                                str(form.get("reason", "")))
+        await run_in_threadpool(
+            ledger(ctx, request).alarm_reset,
+            str(form.get("alarm_id", "")),
+            ctx.who.person_id,
+            str(form.get("reason", "")),
+        )
         return RedirectResponse("/alarms", status_code=303)
 
     # -- register, documents, loans ---------------------------------------------------
 
     def _register(ctx: Ctx, **filters: Any) -> list[dict[str, Any]]:
         own = ctx.own if not roles.allowed(ctx.who.role, "register.read") else None
-        clean = {k: (v or None) for k, v in filters.items()}
-        return read(lambda s: views.register(s, own=own, **clean))  # type: ignore[no-any-return]
+        clean: dict[str, Any] = {k: (v or None) for k, v in filters.items()}
+        return read(lambda s: views.register(s, own=own, **clean))
 
     @app.get("/api/documents")
-    def api_documents(q: str = "", classification: str = "", status: str = "",
-                      holder: str = "", cabinet: str = "",
-                      ctx: Ctx = Depends(need("register.own"))) -> list[dict[str, Any]]:
+    def api_documents(
+        *,
+        q: str = "",
+        classification: str = "",
+        status: str = "",
+        holder: str = "",
+        cabinet: str = "",
+        ctx: RegisterCtx,
+    ) -> list[dict[str, Any]]:
         """The register (登记簿); a borrower gets only their own documents."""
-        return _register(ctx, q=q, classification=classification, status=status,
-                         holder=holder, cabinet=cabinet)
+        return _register(
+            ctx, q=q, classification=classification, status=status, holder=holder, cabinet=cabinet
+        )
 
     def _document(ctx: Ctx, doc_id: int) -> dict[str, Any]:
         own = ctx.own if not roles.allowed(ctx.who.role, "register.read") else None
         try:
-            return read(lambda s: views.document(s, doc_id, own=own))  # type: ignore[no-any-return]
+            return read(lambda s: views.document(s, doc_id, own=own))
         except PermissionError:
             raise Denied(f"GET document {doc_id}: not this borrower's") from None
 
     @app.get("/api/documents/{doc_id}")
-    def api_document(doc_id: int, ctx: Ctx = Depends(need("register.own"))) -> dict[str, Any]:
+    def api_document(*, doc_id: int, ctx: RegisterCtx) -> dict[str, Any]:
         """One document with its history: ledger entries and physical events."""
         return _document(ctx, doc_id)
 
     @app.get("/register", response_class=HTMLResponse, include_in_schema=False)
-    def page_register(request: Request, q: str = "", classification: str = "",
-                      status: str = "", holder: str = "", cabinet: str = "",
-                      ctx: Ctx = Depends(need("register.own"))) -> Response:
-        f = {"q": q, "classification": classification, "status": status, "holder": holder,
-             "cabinet": cabinet}
+    def page_register(
+        *,
+        request: Request,
+        q: str = "",
+        classification: str = "",
+        status: str = "",
+        holder: str = "",
+        cabinet: str = "",
+        ctx: RegisterCtx,
+    ) -> Response:
+        f = {
+            "q": q,
+            "classification": classification,
+            "status": status,
+            "holder": holder,
+            "cabinet": cabinet,
+        }
         return render(request, "register.html", ctx, docs=_register(ctx, **f), f=f)
 
     @app.get("/document/{doc_id}", response_class=HTMLResponse, include_in_schema=False)
-    def page_document(request: Request, doc_id: int,
-                      ctx: Ctx = Depends(need("register.own"))) -> Response:
+    def page_document(*, request: Request, doc_id: int, ctx: RegisterCtx) -> Response:
         return render(request, "document.html", ctx, doc=_document(ctx, doc_id))
 
     def _loans(ctx: Ctx, open_only: bool, overdue: bool) -> list[dict[str, Any]]:
         person = ctx.own if not roles.allowed(ctx.who.role, "loans.read") else None
-        return read(lambda s: views.loans(s, clock.now(), open_only=open_only,  # type: ignore[no-any-return]
-                                          overdue=overdue, person=person))
+        return read(
+            lambda s: views.loans(
+                s,
+                clock.now(),
+                open_only=open_only,
+                overdue=overdue,
+                person=person,
+            )
+        )
 
     @app.get("/api/loans")
-    def api_loans(open: bool = False, overdue: bool = False,
-                  ctx: Ctx = Depends(need("loans.own"))) -> list[dict[str, Any]]:
+    def api_loans(
+        *, open: bool = False, overdue: bool = False, ctx: LoansCtx
+    ) -> list[dict[str, Any]]:
         """Loans (open, overdue); a borrower gets only their own."""
         return _loans(ctx, open, overdue)
 
     @app.get("/loans", response_class=HTMLResponse, include_in_schema=False)
-    def page_loans(request: Request, open: bool = True, overdue: bool = False,
-                   ctx: Ctx = Depends(need("loans.own"))) -> Response:
-        return render(request, "loans.html", ctx, loans=_loans(ctx, open, overdue),
-                      open_only=open, overdue=overdue)
+    def page_loans(
+        *, request: Request, open: bool = True, overdue: bool = False, ctx: LoansCtx
+    ) -> Response:
+        return render(
+            request,
+            "loans.html",
+            ctx,
+            loans=_loans(ctx, open, overdue),
+            open_only=open,
+            overdue=overdue,
+        )
 
     # -- people, audit -------------------------------------------------------------------
 
     @app.get("/api/people")
-    def api_people(ctx: Ctx = Depends(need("people.read"))) -> list[dict[str, Any]]:
+    def api_people(*, ctx: PeopleCtx) -> list[dict[str, Any]]:
         """People with their badges."""
-        return read(views.people)  # type: ignore[no-any-return]
+        return read(views.people)
 
     @app.get("/people", response_class=HTMLResponse, include_in_schema=False)
-    def page_people(request: Request, ctx: Ctx = Depends(need("people.read"))) -> Response:
+    def page_people(*, request: Request, ctx: PeopleCtx) -> Response:
         return render(request, "people.html", ctx, people=read(views.people))
 
     @app.get("/api/audit/verify")
-    def api_audit(ctx: Ctx = Depends(need("audit.verify"))) -> dict[str, Any]:
+    def api_audit(*, ctx: AuditCtx) -> dict[str, Any]:
         """Verify the whole audit chain (as ``ironroom audit verify``)."""
-        return read(views.audit_verify)  # type: ignore[no-any-return]
+        return read(views.audit_verify)
 
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
-    def page_audit(request: Request, ctx: Ctx = Depends(need("audit.verify"))) -> Response:
+    def page_audit(*, request: Request, ctx: AuditCtx) -> Response:
         return render(request, "audit.html", ctx, verdict=read(views.audit_verify))
 
     return app

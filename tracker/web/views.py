@@ -33,8 +33,13 @@ def change_mark(s: Session) -> str:
 
 
 def _group(points: dict[str, str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {"door": {}, "windows": {}, "cabinets": {}, "locks": {},
-                                      "other": {}}
+    out: dict[str, dict[str, str]] = {
+        "door": {},
+        "windows": {},
+        "cabinets": {},
+        "locks": {},
+        "other": {},
+    }
     for name, state in sorted(points.items()):
         if name.startswith("lock:"):
             out["locks"][name[5:]] = state
@@ -88,8 +93,10 @@ def alarms(s: Session, *, active: bool) -> list[dict[str, Any]]:
     stmt = select(m.Alarm).order_by(m.Alarm.id.desc())
     if active:
         stmt = stmt.where(m.Alarm.state.in_(ACTIVE))
-    return [alarm_dict(a, rooms.get(a.room_id) if a.room_id else None)
-            for a in s.scalars(stmt.limit(500))]
+    return [
+        alarm_dict(a, rooms.get(a.room_id) if a.room_id else None)
+        for a in s.scalars(stmt.limit(500))
+    ]
 
 
 def alarm_ack(ledger: Ledger, alarm_id: str, by: str) -> dict[str, Any]:
@@ -100,7 +107,7 @@ def alarm_ack(ledger: Ledger, alarm_id: str, by: str) -> dict[str, Any]:
         if a is None:
             raise LedgerError(f"no alarm {alarm_id}")
         if a.state != "active":
-            raise LedgerError(f"alarm {alarm_id} is {a.state}: only an active alarm is acknowledged")
+            raise LedgerError(f"alarm {alarm_id} is {a.state}: only an active one is acknowledged")
         w.change("alarm.ack", a, state="acknowledged", reason=f"acknowledged by {by}")
         room = w.s.get(m.Room, a.room_id) if a.room_id is not None else None
         return alarm_dict(a, room)
@@ -121,8 +128,7 @@ def _doc(d: m.Document, keys: facts.Keys, loan: m.Loan | None) -> dict[str, Any]
         "holder": d.holder_id,
         "loan": None
         if loan is None
-        else {"person": loan.person_id, "opened": loan.opened, "due": loan.due,
-              "kind": loan.kind},
+        else {"person": loan.person_id, "opened": loan.opened, "due": loan.due, "kind": loan.kind},
     }
 
 
@@ -141,8 +147,13 @@ def register(
     stmt = select(m.Document).order_by(m.Document.number, m.Document.copy_no)
     if q:
         like = f"%{q.strip()}%"
-        stmt = stmt.where(or_(m.Document.number.ilike(like), m.Document.title.ilike(like),
-                              m.Document.tag == q.strip().upper()))
+        stmt = stmt.where(
+            or_(
+                m.Document.number.ilike(like),
+                m.Document.title.ilike(like),
+                m.Document.tag == q.strip().upper(),
+            )
+        )
     if classification:
         try:
             stmt = stmt.where(m.Document.classification == int(Level.parse(classification)))
@@ -155,8 +166,9 @@ def register(
     keys = facts.Keys(s)
     if cabinet:
         ids = [i for i, k in keys.key_of.items() if k == cabinet or k.endswith("/" + cabinet)]
-        stmt = stmt.where(or_(m.Document.location_cabinet_id.in_(ids),
-                              m.Document.home_cabinet_id.in_(ids)))
+        stmt = stmt.where(
+            or_(m.Document.location_cabinet_id.in_(ids), m.Document.home_cabinet_id.in_(ids))
+        )
     if own is not None:
         lent = select(m.Loan.document_id).where(m.Loan.person_id == own)
         stmt = stmt.where(or_(m.Document.holder_id == own, m.Document.id.in_(lent)))
@@ -172,10 +184,16 @@ def document(s: Session, doc_id: int, *, own: str | None = None) -> dict[str, An
     d = s.get(m.Document, doc_id)
     if d is None:
         raise LedgerError(f"no document {doc_id}")
-    if own is not None and d.holder_id != own and s.scalar(
-        select(func.count()).select_from(m.Loan).where(
-            m.Loan.document_id == d.id, m.Loan.person_id == own)
-    ) == 0:
+    if (
+        own is not None
+        and d.holder_id != own
+        and s.scalar(
+            select(func.count())
+            .select_from(m.Loan)
+            .where(m.Loan.document_id == d.id, m.Loan.person_id == own)
+        )
+        == 0
+    ):
         raise PermissionError("not a document of this person")
     keys = facts.Keys(s)
     out = _doc(d, keys, facts.open_loan_row(s, d.id))
@@ -188,23 +206,31 @@ def document(s: Session, doc_id: int, *, own: str | None = None) -> dict[str, An
         )
     )
     for e in s.scalars(ledger.order_by(m.AuditEntry.id)):
-        timeline.append({"ts": e.ts, "kind": "ledger", "what": e.action, "by": e.actor,
-                         "reason": e.reason})
+        timeline.append(
+            {"ts": e.ts, "kind": "ledger", "what": e.action, "by": e.actor, "reason": e.reason}
+        )
     if d.tag:
         rooms = {r.id: r for r in s.scalars(select(m.Room))}
         evs = select(m.Event).where(m.Event.applied, m.Event.data.like(f"%{d.tag}%"))
         for ev in s.scalars(evs.order_by(m.Event.ts).limit(1000)):
             r = rooms.get(ev.room_id)
-            timeline.append({"ts": ev.ts, "kind": "event", "what": ev.type,
-                             "by": r.controller if r is not None else None,
-                             "reason": ev.data})
+            timeline.append(
+                {
+                    "ts": ev.ts,
+                    "kind": "event",
+                    "what": ev.type,
+                    "by": r.controller if r is not None else None,
+                    "reason": ev.data,
+                }
+            )
     timeline.sort(key=lambda x: (x["ts"] or "", x["kind"]))
     out["history"] = timeline
     return out
 
 
-def loans(s: Session, now: datetime, *, open_only: bool, overdue: bool = False,
-          person: str | None = None) -> list[dict[str, Any]]:
+def loans(
+    s: Session, now: datetime, *, open_only: bool, overdue: bool = False, person: str | None = None
+) -> list[dict[str, Any]]:
     at = format_ts(now)
     stmt = select(m.Loan, m.Document).join(m.Document, m.Document.id == m.Loan.document_id)
     if open_only or overdue:
