@@ -426,6 +426,8 @@ def _notify(data: dict[str, Any], base: Path) -> NotifySettings:
         out["password_file"] = (base / n["password_file"]).resolve()
     if "password_file" in out and "username" not in out:
         raise TrackerConfigError("notify.password_file: needs notify.username")
+    if "username" in out and "password_file" not in out:
+        raise TrackerConfigError("notify.username: needs notify.password_file")
     return NotifySettings(**out)
 
 

@@ -181,6 +181,7 @@ def test_config_defaults_and_values() -> None:
         ('[notify]\nstarttls = "yes"', "notify.starttls: expected true or false"),
         ("[notify]\ntimeout_s = 0", "notify.timeout_s: expected seconds"),
         ('[notify]\npassword_file = "pw"', "notify.password_file: needs notify.username"),
+        ('[notify]\nusername = "u"', "notify.username: needs notify.password_file"),
         ('[notify]\nsmtp = "x"', r"notify: unknown keys \['smtp'\]"),
     ],
 )
