@@ -5,6 +5,7 @@ chain still verifying after all of it."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -381,3 +382,97 @@ def test_language_switch_keeps_to_this_site(app: Any) -> None:
     assert r.headers["location"] == "/" and r.cookies.get("lang") == "en"
     r = c.get("/lang/en", params={"next": "/register"}, follow_redirects=False)
     assert r.headers["location"] == "/register"
+
+
+# -- served by a real tracker, accounts from the command line -------------------------
+
+
+@pytest.mark.integration
+def test_the_tracker_serves_the_console(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    import httpx
+
+    from tests.support import wait_until
+    from tests.tracker_support import (
+        CONTROLLER,
+        IRONROOM,
+        ROOM,
+        SITE,
+        Cli,
+        TrackerProcess,
+        setup_day_ledger,
+        start_broker,
+        write_config,
+        write_key,
+    )
+
+    mq = start_broker(tmp_path / "mq")
+    db_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    cli = Cli(db_url)
+    setup_day_ledger(cli, write_key(tmp_path / "room.key"), clearance="机密")
+    # the password asked twice (no terminal here: read from stdin), then from a file
+    res = subprocess.run(
+        [*IRONROOM, "user", "add", "wang", "--role", "secretary", "--person", "sec",
+         "--db", db_url],
+        input="a long password\na long password\n", capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"person": "sec", "role": "secretary", "username": "wang"}
+    (tmp_path / "pw").write_text("another long one\n")
+    differ = subprocess.run(
+        [*IRONROOM, "user", "add", "li", "--role", "approver", "--person", "sec",
+         "--db", db_url],
+        input="a long password\nnot the same\n", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert differ.returncode == 2
+    assert differ.stderr.splitlines()[-1] == "ironroom: the two passwords differ"
+    cli.ok("user", "add", "li", "--role", "approver", "--person", "sec",
+           "--password-file", str(tmp_path / "pw"))  # fmt: skip
+    bad = cli.run("user", "add", "li", "--role", "approver", "--person", "sec",
+                  "--password-file", str(tmp_path / "pw"))  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.strip() == "ironroom: account li exists already"
+    assert [r["username"] for r in cli.rows("user", "list")] == ["li", "wang"]
+    assert "hash" not in cli.ok("user", "list")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = write_config(tmp_path / "tracker.toml", mq, db_url)
+    config.write_text(config.read_text() + f"\n[web]\nport = {port}\n")
+    tracker = TrackerProcess(config, mq, db_url, tmp_path)
+    try:
+        tracker.start()
+        base = f"http://127.0.0.1:{port}"
+
+        def health() -> dict[str, Any] | None:
+            try:
+                return dict(httpx.get(base + "/api/health", timeout=2).json())
+            except httpx.HTTPError:
+                return None
+
+        h = tracker.wait(lambda: (health() or {}).get("broker") == "connected" and health(),
+                         15, "the console's health")  # fmt: skip
+        assert h["database"] == "ok"
+        assert h["controllers"] == [
+            {"room": f"{SITE}/{ROOM}", "controller": CONTROLLER, "status": None,
+             "silent": False, "state_ts": None}
+        ]  # fmt: skip
+        assert (tmp_path / "console.key").exists()
+        with httpx.Client(base_url=base) as c:
+            assert c.get("/api/me").status_code == 401
+            token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text)
+            assert token is not None
+            r = c.post("/login", data={"username": "wang", "password": "a long password",
+                                       "csrf": token.group(1)})  # fmt: skip
+            assert r.status_code == 303
+            assert c.get("/api/me").json()["role"] == "secretary"
+        mq.stop()
+        wait_until(lambda: (health() or {}).get("broker") == "disconnected", 15,
+                   "the console to see the broker gone")  # fmt: skip
+    finally:
+        assert tracker.stop() == 0, tracker.log_text()
+        mq.stop()
+    assert "audit chain ok" in cli.ok("audit", "verify")
