@@ -509,7 +509,7 @@ def test_row_inserted_behind_the_trackers_back(
 def test_row_copied_with_its_audit_id(chain: Chain, capsys: pytest.CaptureFixture[str]) -> None:
     """A row inserted as a copy of an audited one, audit_id and all, has no entry."""
     chain.sql(
-        "INSERT INTO people SELECT 'p1x', name, dept, clearance, roles, active, audit_id"
-        " FROM people WHERE id = 'p1'"
+        "INSERT INTO people (id, name, dept, clearance, roles, active, audit_id)"
+        " SELECT 'p1x', name, dept, clearance, roles, active, audit_id FROM people WHERE id = 'p1'"
     )
     assert "person p1x has no audit entry" in broken(chain, capsys)
