@@ -436,6 +436,13 @@ def test_the_tracker_serves_the_console(tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.strip() == "ironroom: account li exists already"
     assert [r["username"] for r in cli.rows("user", "list")] == ["li", "wang"]
     assert "hash" not in cli.ok("user", "list")
+    cli.ok("user", "disable", "li")
+    assert [r["active"] for r in cli.rows("user", "list")] == [False, True]
+    cli.ok("user", "enable", "li")
+    cli.ok("user", "unlock", "li")
+    assert [r["active"] for r in cli.rows("user", "list")] == [True, True]
+    gone = cli.run("user", "unlock", "nobody")
+    assert gone.returncode == 2 and gone.stderr.strip() == "ironroom: no account nobody"
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,6 +3,7 @@
 ::
 
     ironroom user add USERNAME --role ROLE --person ID [--password-file FILE] [--db URL]
+    ironroom user disable|enable|unlock USERNAME [--db URL]
     ironroom user list [--db URL]
 
 Without ``--password-file`` the password is asked twice on the terminal. Adding an
@@ -31,6 +32,15 @@ def add_parsers(ledger: Any, top: Any) -> None:
     p.add_argument("--password-file", help="read the password from this file (first line)")
     _db(p)
     p.set_defaults(run=cmd_user_add)
+    for action, help_ in (
+        ("disable", "make an account inactive (its sessions end)"),
+        ("enable", "make an account active again"),
+        ("unlock", "end an account's lock after failed logins"),
+    ):
+        p = users.add_parser(action, help=help_)
+        p.add_argument("username")
+        _db(p)
+        p.set_defaults(run=cmd_user_change, user_change=action)
     p = users.add_parser("list", help="list the console accounts")
     _db(p)
     p.set_defaults(run=cmd_user_list)
@@ -63,6 +73,14 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
     password = _password(args.password_file)
     _emit([add_account(_ledger(args), args.username, args.role, args.person, password)])
+    return 0
+
+
+def cmd_user_change(args: argparse.Namespace) -> int:
+    from tracker.cli import _emit, _ledger
+    from tracker.web.accounts import change_account
+
+    _emit([change_account(_ledger(args), args.username, args.user_change)])
     return 0
 
 

@@ -232,3 +232,21 @@ def set_demo_account(
                 failed=0,
                 locked_until=None,
             )
+
+
+def change_account(ledger: Ledger, username: str, action: str) -> dict[str, object]:
+    """``disable``, ``enable`` or ``unlock`` an account (audited ``account.<action>``)."""
+    changes: dict[str, dict[str, Any]] = {
+        "disable": {"active": False},
+        "enable": {"active": True},
+        "unlock": {"failed": 0, "locked_until": None},
+    }
+    if action not in changes:
+        raise LedgerError(f"unknown account change {action!r}")
+    values = changes[action]
+    with ledger.change() as w:
+        acc = w.s.get(m.Account, username)
+        if acc is None:
+            raise LedgerError(f"no account {username}")
+        w.change(f"account.{action}", acc, **values)
+        return {"username": acc.username, "active": acc.active, "locked_until": acc.locked_until}
