@@ -483,3 +483,87 @@ def test_the_tracker_serves_the_console(tmp_path: Path) -> None:
         assert tracker.stop() == 0, tracker.log_text()
         mq.stop()
     assert "audit chain ok" in cli.ok("audit", "verify")
+
+
+# -- approvals, inventory, reports --------------------------------------------------------
+
+MORE_READS = {
+    "/api/requests": {"secretary", "approver", "dept-head", "secrecy-office"},
+    "/api/destructions": {"secretary", "approver", "dept-head", "secrecy-office"},
+    "/api/inventory": {"secretary", "dept-head", "secrecy-office"},
+    "/api/reports/register": {"secretary", "secrecy-office"},
+    "/approvals": {"secretary", "approver", "dept-head", "secrecy-office"},
+    "/inventory": {"secretary", "dept-head", "secrecy-office"},
+    "/reports": {"secretary", "secrecy-office"},
+}
+
+
+@pytest.mark.parametrize(
+    ("username", "path"), [(u, p) for u in ACCOUNTS if u != "eve" for p in MORE_READS]
+)
+def test_workflow_reads_per_role(app: Any, world: World, username: str, path: str) -> None:
+    c = as_user(app, username)
+    r = c.get(path)
+    assert r.status_code == (200 if ACCOUNTS[username][0] in MORE_READS[path] else 403), r.text
+
+
+def pending_copy(world: World) -> int:
+    from tests.browser.console import ledger
+    from tracker.service import requests as rq
+
+    made = rq.create(ledger(world.store, world.clock.now()), "copy", "p-bob",
+                     documents=["JM-002"], copies=1, reason="meeting")  # fmt: skip
+    return int(made["id"])
+
+
+def test_approve_and_refuse(app: Any, world: World) -> None:
+    first, second = pending_copy(world), pending_copy(world)
+    sec = as_user(app, "sec")
+    h = {"X-CSRF-Token": csrf(sec)}
+    assert sec.post(f"/api/requests/{first}/approve", json={}, headers=h).status_code == 403
+    appr = as_user(app, "appr")
+    h = {"X-CSRF-Token": csrf(appr)}
+    assert appr.post(f"/api/requests/{first}/approve", json={}).status_code == 403  # no CSRF
+    r = appr.post(f"/api/requests/{first}/approve", json={"reason": "ok"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert (r.json()["state"], r.json()["decided_by"]) == ("approved", "p-appr")
+    again = appr.post(f"/api/requests/{first}/refuse", json={}, headers=h)
+    assert again.status_code == 400 and again.json()["error"]
+    bad = appr.post(f"/api/requests/{second}/maybe", json={}, headers=h)
+    assert bad.status_code == 400
+    form = appr.post("/approvals/decide", data={"csrf": h["X-CSRF-Token"], "request_id":
+                     str(second), "action": "refuse", "reason": "no"}, follow_redirects=False)  # fmt: skip
+    assert form.status_code == 303
+    states = {x["id"]: x["state"] for x in appr.get("/api/requests").json()}
+    assert states == {first: "approved", second: "refused"}
+    chain_ok(world)
+
+
+def test_inventory_start_and_report(app: Any, world: World) -> None:
+    sec = as_user(app, "sec")
+    h = {"X-CSRF-Token": csrf(sec)}
+    r = sec.post("/api/inventory", json={"room": "hq/r1"}, headers=h)
+    assert r.status_code == 200, r.text
+    run = r.json()["run"]
+    assert sec.post("/api/inventory", json={"room": "hq/r1"}, headers=h).status_code == 400
+    assert sec.post("/api/inventory", json={"room": "r1"}, headers=h).status_code == 400
+    assert [x["run"] for x in sec.get("/api/inventory").json()] == [run]
+    assert sec.get(f"/api/inventory/{run}").json()["run"]["state"] == "running"
+    assert sec.get(f"/inventory/{run}").status_code == 200
+    office = as_user(app, "office")
+    no = office.post("/api/inventory", json={"room": "hq/r1"},
+                     headers={"X-CSRF-Token": csrf(office)})  # fmt: skip
+    assert no.status_code == 403
+    chain_ok(world)
+
+
+def test_report_downloads(app: Any) -> None:
+    c = as_user(app, "office")
+    r = c.get("/api/reports/register", params={"format": "csv"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert "JM-001" in r.content.decode("utf-8-sig")
+    assert "attachment" in r.headers["content-disposition"]
+    html = c.get("/api/reports/overdue", params={"format": "html"})
+    assert html.status_code == 200 and "<html" in html.text.lower() and "JM-001" in html.text
+    assert c.get("/api/reports/secrets").status_code == 400
+    assert c.get("/api/reports/audit", params={"format": "pdf"}).status_code == 400

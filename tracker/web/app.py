@@ -103,13 +103,24 @@ class AckIn(BaseModel):
     alarm_id: str
 
 
+class DecisionIn(BaseModel):
+    reason: str | None = None
+
+
+class RunIn(BaseModel):
+    room: str  # SITE/ROOM
+
+
 #: the pages in the navigation, with the permission each needs (first allowed: home)
 NAV = (
     ("/live", "nav.live", "live"),
     ("/alarms", "nav.alarms", "alarms.read"),
     ("/register", "nav.register", "register.own"),
     ("/loans", "nav.loans", "loans.own"),
+    ("/approvals", "nav.approvals", "approvals.read"),
+    ("/inventory", "nav.inventory", "inventory.read"),
     ("/people", "nav.people", "people.read"),
+    ("/reports", "nav.reports", "reports"),
     ("/audit", "nav.audit", "audit.verify"),
 )
 
@@ -228,6 +239,11 @@ def create_app(
     PeopleCtx = Annotated[Ctx, Depends(need("people.read"))]
     AuditCtx = Annotated[Ctx, Depends(need("audit.verify"))]
     AnyCtx = Annotated[Ctx, Depends(need("api.docs"))]  # any role: a session
+    ApprovalsRead = Annotated[Ctx, Depends(need("approvals.read"))]
+    ApprovalsDecide = Annotated[Ctx, Depends(need("approvals.decide"))]
+    InventoryRead = Annotated[Ctx, Depends(need("inventory.read"))]
+    InventoryStart = Annotated[Ctx, Depends(need("inventory.start"))]
+    ReportsCtx = Annotated[Ctx, Depends(need("reports"))]
 
     async def csrf_ok(request: Request, ctx: Ctx) -> None:
         sent = request.headers.get("x-csrf-token")
@@ -638,6 +654,158 @@ def create_app(
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     def page_audit(*, request: Request, ctx: AuditCtx) -> Response:
         return render(request, "audit.html", ctx, verdict=read(views.audit_verify))
+
+    # -- approvals, inventory, reports (the workflows' own service functions) -----------
+
+    from tracker.service import destruction as destruction_service
+    from tracker.service import inventory as inventory_service
+    from tracker.service import requests as requests_service
+
+    def _requests(state: str, kind: str) -> list[dict[str, Any]]:
+        return read(lambda s: requests_service.listing(s, state=state or None, kind=kind or None))
+
+    @app.get("/api/requests")
+    def api_requests(
+        *, state: str = "", kind: str = "", ctx: ApprovalsRead
+    ) -> list[dict[str, Any]]:
+        """Requests for copying, carrying out, extended hours and destruction (审批)."""
+        return _requests(state, kind)
+
+    @app.get("/api/destructions")
+    def api_destructions(*, ctx: ApprovalsRead) -> list[dict[str, Any]]:
+        """Destruction records (销毁): the list, the two witnesses, the documents."""
+        return read(lambda s: destruction_service.listing(s))
+
+    async def _decide(
+        ctx: Ctx, request: Request, request_id: int, action: str, reason: str | None
+    ) -> dict[str, Any]:
+        fn = requests_service.approve if action == "approve" else requests_service.refuse
+        result: dict[str, Any] = await run_in_threadpool(
+            fn, ledger(ctx, request), request_id, ctx.who.person_id, reason or None
+        )
+        return result
+
+    @app.post("/api/requests/{request_id}/{action}")
+    async def api_decide(
+        *, request_id: int, action: str, body: DecisionIn, request: Request, ctx: ApprovalsDecide
+    ) -> dict[str, Any]:
+        """Approve or refuse (``action``: approve | refuse) as the account's person."""
+        await csrf_ok(request, ctx)
+        if action not in ("approve", "refuse"):
+            raise LedgerError(f"unknown decision {action!r}: approve or refuse")
+        return await _decide(ctx, request, request_id, action, body.reason)
+
+    @app.get("/approvals", response_class=HTMLResponse, include_in_schema=False)
+    def page_approvals(
+        *, request: Request, state: str = "pending", kind: str = "", ctx: ApprovalsRead
+    ) -> Response:
+        return render(
+            request,
+            "approvals.html",
+            ctx,
+            requests=_requests(state, kind),
+            state=state,
+            kind=kind,
+            destructions=read(lambda s: destruction_service.listing(s)),
+            can_decide=roles.allowed(ctx.who.role, "approvals.decide"),
+        )
+
+    @app.post("/approvals/decide", include_in_schema=False)
+    async def form_decide(*, request: Request, ctx: ApprovalsDecide) -> Response:
+        await csrf_ok(request, ctx)
+        form = await request.form()
+        action = str(form.get("action", ""))
+        if action not in ("approve", "refuse"):
+            raise LedgerError(f"unknown decision {action!r}: approve or refuse")
+        try:
+            request_id = int(str(form.get("request_id", "")))
+        except ValueError:
+            raise LedgerError("no request id") from None
+        await _decide(ctx, request, request_id, action, str(form.get("reason", "")))
+        return RedirectResponse("/approvals", status_code=303)
+
+    @app.get("/api/inventory")
+    def api_inventory(*, ctx: InventoryRead) -> list[dict[str, Any]]:
+        """Inventory runs (清查) of every room."""
+        return read(lambda s: inventory_service.list_runs(s, None))
+
+    @app.get("/api/inventory/{run_id}")
+    def api_inventory_run(*, run_id: int, ctx: InventoryRead) -> dict[str, Any]:
+        """One run and its reconciliation with the ledger, item by item."""
+        return read(lambda s: inventory_service.inventory_report(s, run_id))
+
+    @app.post("/api/inventory")
+    async def api_inventory_start(
+        *, body: RunIn, request: Request, ctx: InventoryStart
+    ) -> dict[str, Any]:
+        """Start a run: ``inventory.run`` to each cabinet reader of the room."""
+        await csrf_ok(request, ctx)
+        site, sep, room = body.room.partition("/")
+        if not sep:
+            raise LedgerError(f"room {body.room!r}: expected SITE/ROOM")
+        result: dict[str, Any] = await run_in_threadpool(
+            inventory_service.start_run, ledger(ctx, request), site, room
+        )
+        return result
+
+    @app.get("/inventory", response_class=HTMLResponse, include_in_schema=False)
+    def page_inventory(*, request: Request, ctx: InventoryRead) -> Response:
+        rooms = read(views.rooms_live)
+        return render(
+            request,
+            "inventory.html",
+            ctx,
+            runs=read(lambda s: inventory_service.list_runs(s, None)),
+            rooms=[r["room"] for r in rooms],
+            can_start=roles.allowed(ctx.who.role, "inventory.start"),
+        )
+
+    @app.get("/inventory/{run_id}", response_class=HTMLResponse, include_in_schema=False)
+    def page_inventory_run(*, request: Request, run_id: int, ctx: InventoryRead) -> Response:
+        return render(
+            request,
+            "inventory_run.html",
+            ctx,
+            report=read(lambda s: inventory_service.inventory_report(s, run_id)),
+        )
+
+    @app.post("/inventory/start", include_in_schema=False)
+    async def form_inventory_start(*, request: Request, ctx: InventoryStart) -> Response:
+        await csrf_ok(request, ctx)
+        form = await request.form()
+        site, sep, room = str(form.get("room", "")).partition("/")
+        if not sep:
+            raise LedgerError("choose a room")
+        await run_in_threadpool(inventory_service.start_run, ledger(ctx, request), site, room)
+        return RedirectResponse("/inventory", status_code=303)
+
+    @app.get("/api/reports/{name}")
+    def api_report(
+        *, name: str, format: str = "csv", run_id: str = "", ctx: ReportsCtx
+    ) -> Response:
+        """A report (报表) as ``ironroom report``: CSV, or HTML to print on A4."""
+        from tracker.reports import NAMES
+        from tracker.reports.render import to_csv, to_html
+        from tracker.reports.tables import build
+
+        if name not in NAMES:
+            raise LedgerError(f"unknown report {name!r}; use {', '.join(NAMES)}")
+        if format not in ("csv", "html"):
+            raise LedgerError(f"unknown format {format!r}: csv or html")
+        report, meta = read(lambda s: build(s, name, clock.now(), run_id=run_id or None))
+        if format == "csv":
+            return Response(
+                to_csv(report),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            )
+        return HTMLResponse(to_html(report, meta))
+
+    @app.get("/reports", response_class=HTMLResponse, include_in_schema=False)
+    def page_reports(*, request: Request, ctx: ReportsCtx) -> Response:
+        from tracker.reports import NAMES
+
+        return render(request, "reports.html", ctx, names=NAMES)
 
     return app
 

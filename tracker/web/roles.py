@@ -28,6 +28,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "loans.own": ALL,
     "people.read": frozenset({SECRETARY, DEPT_HEAD, SECRECY}),
     "audit.verify": frozenset({SECRECY}),
+    # approvals (审批): who may decide which kind is the domain's rule (the person's roles)
+    "approvals.read": frozenset({SECRETARY, APPROVER, DEPT_HEAD, SECRECY}),
+    "approvals.decide": frozenset({APPROVER, DEPT_HEAD}),
+    "inventory.read": frozenset({SECRETARY, DEPT_HEAD, SECRECY}),
+    "inventory.start": frozenset({SECRETARY}),
+    "reports": frozenset({SECRETARY, SECRECY}),
     "api.docs": ALL,
 }
 
