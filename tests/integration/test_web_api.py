@@ -531,8 +531,8 @@ def test_approve_and_refuse(app: Any, world: World) -> None:
     assert again.status_code == 400 and again.json()["error"]
     bad = appr.post(f"/api/requests/{second}/maybe", json={}, headers=h)
     assert bad.status_code == 400
-    form = appr.post("/approvals/decide", data={"csrf": h["X-CSRF-Token"], "request_id":
-                     str(second), "action": "refuse", "reason": "no"}, follow_redirects=False)  # fmt: skip
+    fields = {"csrf": h["X-CSRF-Token"], "request_id": str(second), "action": "refuse"}
+    form = appr.post("/approvals/decide", data=fields | {"reason": "no"}, follow_redirects=False)
     assert form.status_code == 303
     states = {x["id"]: x["state"] for x in appr.get("/api/requests").json()}
     assert states == {first: "approved", second: "refused"}
