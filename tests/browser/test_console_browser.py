@@ -4,6 +4,7 @@ live view updating without a reload, and the language switch."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -159,6 +160,31 @@ def test_live_view_updates_without_reload(browser: Any, console: str, world: Wor
         ],
     )
     expect(room.locator(".alarms")).to_contain_text("panic", timeout=5000)
+    # a state snapshot as the ingest keeps it from P/state: the door opens, c1 unlocks
+    state = {
+        "points": {
+            "door": "open",
+            "window:w1": "closed",
+            "lock:c1": "unlocked",
+            "smoke:s1": "inactive",
+        },
+        "armed": True,
+        "siren": False,
+        "alarms": [],
+    }
+    with world.store.sessions.begin() as s:
+        s.merge(
+            m.RoomLive(
+                room_id=1,
+                status="online",
+                state=json.dumps(state),
+                state_ts="2026-12-03T02:00:09.000Z",
+            )
+        )
+    expect(room).to_contain_text("door=open", timeout=5000)
+    expect(room).to_contain_text("c1=unlocked")
+    expect(room).to_contain_text("ctl-1: online")
+    expect(room).to_contain_text("Armed: true")
 
 
 def test_language_switch(browser: Any, console: str) -> None:

@@ -93,3 +93,23 @@ def test_catalogues_have_the_same_keys() -> None:
     assert set(zh) == set(en)
     assert all(zh.values()) and all(en.values())
     assert i18n.translator("xx") is zh
+
+
+POINTS = [
+    # (point, state, group, shown as)
+    ("door", "open", "door", "door"),
+    ("window:w1", "closed", "windows", "window:w1"),
+    ("cabinet:c1", "closed", "cabinets", "c1"),
+    ("lock:c1", "locked", "locks", "c1"),
+    ("tamper:t1", "inactive", "other", "tamper:t1"),
+    ("smoke:s1", "active", "other", "smoke:s1"),
+]
+
+
+@pytest.mark.parametrize(("point", "state", "group", "name"), POINTS)
+def test_live_points_grouped(point: str, state: str, group: str, name: str) -> None:
+    from tracker.web.views import _group
+
+    grouped = _group({point: state})
+    assert grouped[group] == {name: state}
+    assert all(not v for k, v in grouped.items() if k != group)

@@ -19,7 +19,7 @@
       h.appendChild(el("small", r.controller + ": " + (r.status || "?") + (r.silent ? " \u26a0" : "")));
       s.appendChild(h);
       s.appendChild(el("p", L.armed + ": " + r.armed + " \u00b7 " + L.updated + ": " + (r.state_ts || L.none)));
-      ["door", "windows", "cabinets", "locks"].forEach(function (g) {
+      ["door", "windows", "cabinets", "locks", "other"].forEach(function (g) {
         var p = el("p");
         p.appendChild(el("b", L[g]));
         p.appendChild(document.createTextNode(": "));
