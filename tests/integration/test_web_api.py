@@ -567,3 +567,13 @@ def test_report_downloads(app: Any) -> None:
     assert html.status_code == 200 and "<html" in html.text.lower() and "JM-001" in html.text
     assert c.get("/api/reports/secrets").status_code == 400
     assert c.get("/api/reports/audit", params={"format": "pdf"}).status_code == 400
+
+
+def test_security_headers(app: Any) -> None:
+    c = as_user(app, "sec")
+    for path in ("/login", "/register", "/api/documents"):
+        h = c.get(path).headers
+        assert h["x-frame-options"] == "DENY" and h["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in h["content-security-policy"]
+    cookie = login(TestClient(app), "sec").headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")

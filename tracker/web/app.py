@@ -36,6 +36,10 @@ from tracker.service.ledger import Ledger, LedgerError
 from tracker.web import accounts, i18n, roles, views
 
 T = TypeVar("T")
+CSP = (
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
 COOKIE = "ironroom_session"
 PRE_COOKIE = "ironroom_login"
 LANG_COOKIE = "lang"
@@ -154,6 +158,19 @@ def create_app(
     from importlib.resources import files
 
     app.mount("/static", StaticFiles(directory=str(files("tracker.web") / "static")), name="static")
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Any) -> Response:
+        """No framing, no script or style from elsewhere, and nothing classified kept in
+        a browser's or a proxy's cache."""
+        resp: Response = await call_next(request)
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "same-origin"
+        if not request.url.path.startswith("/static/"):
+            resp.headers["Cache-Control"] = "no-store"
+        return resp
 
     # -- helpers --------------------------------------------------------------------------
 
