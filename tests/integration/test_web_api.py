@@ -577,3 +577,19 @@ def test_security_headers(app: Any) -> None:
         assert "frame-ancestors 'none'" in h["content-security-policy"]
     cookie = login(TestClient(app), "sec").headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+
+
+def test_a_condition_alarm_is_not_acknowledged(app: Any, world: World) -> None:
+    from tracker.service.writer import Writer
+
+    with world.store.sessions.begin() as s:
+        room = s.query(m.Room).one()
+        silent = Writer(s, actor="tracker", at=world.clock.now(), cause="test").raise_alarm(
+            room, "controller_silent", "warning", raised=world.clock.now()
+        )
+        alarm_id = silent.alarm_id
+    c = as_user(app, "sec")
+    r = c.post("/api/alarms/ack", json={"alarm_id": alarm_id}, headers={"X-CSRF-Token": csrf(c)})
+    assert r.status_code == 400 and "ends by itself" in r.json()["error"]
+    page = c.get("/alarms").text
+    assert page.count('class="ack"') == 1  # the forced door's only

@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tracker.clock import Clock
 from tracker.service.ledger import Ledger, LedgerError
+from tracker.service.writer import CONDITION_CAUSES
 from tracker.web import accounts, i18n, roles, views
 
 T = TypeVar("T")
@@ -537,6 +538,7 @@ def create_app(
             ctx,
             alarms=read(lambda s: views.alarms(s, active=not all)),
             show_all=all,
+            conditions=CONDITION_CAUSES,
             can_ack=roles.allowed(ctx.who.role, "alarms.ack"),
             can_reset=roles.allowed(ctx.who.role, "alarms.reset"),
         )

@@ -14,6 +14,7 @@ from protocol.timefmt import format_ts
 from tracker.domain.levels import Level
 from tracker.service import facts
 from tracker.service.ledger import Ledger, LedgerError, alarm_dict
+from tracker.service.writer import CONDITION_CAUSES
 from tracker.store import models as m
 from tracker.store.audit import verify
 
@@ -106,6 +107,11 @@ def alarm_ack(ledger: Ledger, alarm_id: str, by: str) -> dict[str, Any]:
         a = w.s.scalars(select(m.Alarm).where(m.Alarm.alarm_id == alarm_id)).first()
         if a is None:
             raise LedgerError(f"no alarm {alarm_id}")
+        if a.cause in CONDITION_CAUSES:
+            # the ingest ends these when the condition goes (an active one only)
+            raise LedgerError(
+                f"alarm {alarm_id} ({a.cause}) ends by itself: nothing to acknowledge"
+            )
         if a.state != "active":
             raise LedgerError(f"alarm {alarm_id} is {a.state}: only an active one is acknowledged")
         w.change("alarm.ack", a, state="acknowledged", reason=f"acknowledged by {by}")
