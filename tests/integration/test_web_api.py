@@ -593,3 +593,28 @@ def test_a_condition_alarm_is_not_acknowledged(app: Any, world: World) -> None:
     assert r.status_code == 400 and "ends by itself" in r.json()["error"]
     page = c.get("/alarms").text
     assert page.count('class="ack"') == 1  # the forced door's only
+
+
+def test_people_and_badges_registered_by_the_secretary(app: Any, world: World) -> None:
+    sec = as_user(app, "sec")
+    h = {"X-CSRF-Token": csrf(sec)}
+    body = {"id": "p-new", "name": "新人", "clearance": "秘密", "roles": ["borrower"]}
+    assert sec.post("/api/people", json=body).status_code == 403  # no CSRF
+    r = sec.post("/api/people", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert sec.post("/api/people", json=body, headers=h).json()["error"] == (
+        "person p-new exists already"
+    )
+    bad = sec.post("/api/people", json=body | {"id": "p-x", "clearance": "huge"}, headers=h)
+    assert bad.status_code == 400
+    assert sec.post("/api/badges", json={"uid": "0A0B0C0D", "person": "p-new"},
+                    headers=h).status_code == 200  # fmt: skip
+    form = sec.post("/badges/add", data={"csrf": h["X-CSRF-Token"], "uid": "0A0B0C0E",
+                    "person": "p-new"}, follow_redirects=False)  # fmt: skip
+    assert form.status_code == 303
+    person = [p for p in sec.get("/api/people").json() if p["id"] == "p-new"][0]
+    assert [b["uid"] for b in person["badges"]] == ["0A0B0C0D", "0A0B0C0E"]
+    office = as_user(app, "office")
+    assert office.post("/api/badges", json={"uid": "0A0B0C0F", "person": "p-new"},
+                       headers={"X-CSRF-Token": csrf(office)}).status_code == 403  # fmt: skip
+    chain_ok(world)

@@ -49,6 +49,9 @@ ROLE_TABLE = [
     ("secrecy-office", "reports", True),
     ("dept-head", "reports", False),
     ("borrower", "reports", False),
+    ("secretary", "people.manage", True),
+    ("secrecy-office", "people.manage", False),
+    ("dept-head", "people.manage", False),
     ("secretary", "no.such.permission", False),
     ("intruder", "register.own", False),
 ]

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from tracker.clock import Clock
+from tracker.domain.levels import ROLES
 from tracker.service.ledger import Ledger, LedgerError
 from tracker.service.writer import CONDITION_CAUSES
 from tracker.web import accounts, i18n, roles, views
@@ -110,6 +111,19 @@ class AckIn(BaseModel):
 
 class DecisionIn(BaseModel):
     reason: str | None = None
+
+
+class PersonIn(BaseModel):
+    id: str
+    name: str
+    clearance: str  # 绝密 | top-secret, ...
+    roles: list[str] = []
+    dept: str | None = None
+
+
+class BadgeIn(BaseModel):
+    uid: str
+    person: str
 
 
 class RunIn(BaseModel):
@@ -255,6 +269,7 @@ def create_app(
     RegisterCtx = Annotated[Ctx, Depends(need("register.own"))]
     LoansCtx = Annotated[Ctx, Depends(need("loans.own"))]
     PeopleCtx = Annotated[Ctx, Depends(need("people.read"))]
+    PeopleManage = Annotated[Ctx, Depends(need("people.manage"))]
     AuditCtx = Annotated[Ctx, Depends(need("audit.verify"))]
     AnyCtx = Annotated[Ctx, Depends(need("api.docs"))]  # any role: a session
     ApprovalsRead = Annotated[Ctx, Depends(need("approvals.read"))]
@@ -663,7 +678,68 @@ def create_app(
 
     @app.get("/people", response_class=HTMLResponse, include_in_schema=False)
     def page_people(*, request: Request, ctx: PeopleCtx) -> Response:
-        return render(request, "people.html", ctx, people=read(views.people))
+        return render(
+            request,
+            "people.html",
+            ctx,
+            people=read(views.people),
+            can_manage=roles.allowed(ctx.who.role, "people.manage"),
+            all_roles=ROLES,
+        )
+
+    def _person_add(ctx: Ctx, request: Request, body: PersonIn) -> dict[str, Any]:
+        from tracker.domain.levels import Level
+
+        try:
+            level = Level.parse(body.clearance)
+        except ValueError as exc:
+            raise LedgerError(str(exc)) from None
+        return ledger(ctx, request).person_add(
+            body.id.strip(), body.name.strip(), level, body.roles, body.dept or None
+        )
+
+    @app.post("/api/people")
+    async def api_person_add(
+        *, body: PersonIn, request: Request, ctx: PeopleManage
+    ) -> dict[str, Any]:
+        """Register a person (as ``ironroom ledger person add``)."""
+        await csrf_ok(request, ctx)
+        result: dict[str, Any] = await run_in_threadpool(_person_add, ctx, request, body)
+        return result
+
+    @app.post("/api/badges")
+    async def api_badge_add(
+        *, body: BadgeIn, request: Request, ctx: PeopleManage
+    ) -> dict[str, Any]:
+        """Register a badge for a person (as ``ironroom ledger badge add``)."""
+        await csrf_ok(request, ctx)
+        result: dict[str, Any] = await run_in_threadpool(
+            ledger(ctx, request).badge_add, body.uid.strip(), body.person.strip()
+        )
+        return result
+
+    @app.post("/people/add", include_in_schema=False)
+    async def form_person_add(*, request: Request, ctx: PeopleManage) -> Response:
+        await csrf_ok(request, ctx)
+        f = await request.form()
+        body = PersonIn(
+            id=str(f.get("id", "")),
+            name=str(f.get("name", "")),
+            clearance=str(f.get("clearance", "")),
+            roles=[str(r) for r in f.getlist("roles")],
+            dept=str(f.get("dept", "")) or None,
+        )
+        await run_in_threadpool(_person_add, ctx, request, body)
+        return RedirectResponse("/people", status_code=303)
+
+    @app.post("/badges/add", include_in_schema=False)
+    async def form_badge_add(*, request: Request, ctx: PeopleManage) -> Response:
+        await csrf_ok(request, ctx)
+        f = await request.form()
+        await run_in_threadpool(
+            ledger(ctx, request).badge_add, str(f.get("uid", "")), str(f.get("person", ""))
+        )
+        return RedirectResponse("/people", status_code=303)
 
     @app.get("/api/audit/verify")
     def api_audit(*, ctx: AuditCtx) -> dict[str, Any]:

@@ -27,6 +27,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "loans.read": frozenset({SECRETARY, APPROVER, DEPT_HEAD, SECRECY}),
     "loans.own": ALL,
     "people.read": frozenset({SECRETARY, DEPT_HEAD, SECRECY}),
+    "people.manage": frozenset({SECRETARY}),
     "audit.verify": frozenset({SECRECY}),
     # approvals (审批): who may decide which kind is the domain's rule (the person's roles)
     "approvals.read": frozenset({SECRETARY, APPROVER, DEPT_HEAD, SECRECY}),
