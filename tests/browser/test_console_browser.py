@@ -187,6 +187,17 @@ def test_live_view_updates_without_reload(browser: Any, console: str, world: Wor
     expect(room).to_contain_text("Armed: true")
 
 
+def test_the_alarm_console_follows_new_alarms(browser: Any, console: str, world: World) -> None:
+    page = page_for(browser, "en-US")
+    log_in(page, console, "sec")
+    page.goto(console + "/alarms")
+    expect(page.locator("tr[data-alarm]")).to_have_count(1)
+    feed(world, [("alarm.raised", {"alarm_id": "ctl-1:1:7", "cause": "tamper",
+                                   "point": "door", "severity": "critical"})])  # fmt: skip
+    expect(page.locator('tr[data-alarm="ctl-1:1:7"] .state')).to_have_text("active", timeout=5000)
+    expect(page.locator("tr[data-alarm]")).to_have_count(2)
+
+
 def test_language_switch(browser: Any, console: str) -> None:
     page = page_for(browser, "zh-CN")
     page.goto(console + "/login")

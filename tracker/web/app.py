@@ -554,6 +554,7 @@ def create_app(
             alarms=read(lambda s: views.alarms(s, active=not all)),
             show_all=all,
             conditions=CONDITION_CAUSES,
+            can_follow=roles.allowed(ctx.who.role, "live"),
             can_ack=roles.allowed(ctx.who.role, "alarms.ack"),
             can_reset=roles.allowed(ctx.who.role, "alarms.reset"),
         )
