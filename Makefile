@@ -10,7 +10,8 @@ DEBS := mosquitto mosquitto-clients pcscd vsmartcard-vpcd swig libpcsclite-dev p
 # Headless Chromium loads and prints the HTML reports in their tests; the Noto CJK fonts
 # render their Chinese (without them a page prints boxes).
 DEBS += chromium fonts-noto-cjk
-PYTEST_ARGS ?=
+# Two workers (the CI machine has two cores); the vpcd tests share one (tests/conftest.py).
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 
 .PHONY: install debs demo test lint bench clean
 
@@ -27,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: install
-	$(VENV)/bin/ironroom demo
+	$(VENV)/bin/ironroom demo --port 8000
 
 test: install
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \

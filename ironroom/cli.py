@@ -96,11 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     kg.add_argument("file")
     kg.add_argument("--bytes", type=int, default=32, choices=(16, 32))
 
-    dm = sub.add_parser("demo", help="the whole simulated room live, on an embedded broker")
-    dm.add_argument("--port", type=int, default=1883)
+    dm = sub.add_parser(
+        "demo", help="the whole of IronRoom live: broker, simulated room, tracker, console"
+    )
+    dm.add_argument("--port", type=int, default=8000, help="the console's port (default 8000)")
+    dm.add_argument("--broker", help="a broker URL (default: an embedded amqtt on loopback)")
     dm.add_argument("--data-dir", default=".ironroom-demo")
     dm.add_argument("--scenario", default="day", help=f"{', '.join(SCENARIOS)} (default: day)")
-    dm.add_argument("--seconds", type=_positive)
+    dm.add_argument("--seconds", type=_positive, help="stop cleanly after N seconds")
+    dm.add_argument("--live", action="store_true", help="also print every event on the wire")
 
     from tracker.cli import add_parsers
 
@@ -202,9 +206,21 @@ def cmd_devices_badge(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from simulators.demo import run_demo
+    from tracker.config import TrackerConfigError, check_broker_url
 
+    if args.broker is not None:
+        try:
+            check_broker_url(args.broker, "--broker")
+        except TrackerConfigError as exc:
+            print(f"ironroom: {exc}", file=sys.stderr)
+            return 2
     return run_demo(
-        port=args.port, data_dir=Path(args.data_dir), scenario=args.scenario, seconds=args.seconds
+        port=args.port,
+        broker=args.broker,
+        data_dir=Path(args.data_dir),
+        scenario=args.scenario,
+        seconds=args.seconds,
+        live=args.live,
     )
 
 

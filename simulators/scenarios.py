@@ -22,7 +22,7 @@ Built-in scenarios (``ironroom sim room --scenario NAME``):
     10:15; closing at 17:20 and the room armed; a tamper at 23:10.
 ``destruction``
     Thursday 26 November 2026 from 09:00, folders 1 and 2 in cabinet c1 (销毁, at the
-    cabinet c1 badge reader, the room's only one): the secretary's badge at 09:00:00 and
+    desk's badge reader): the secretary's badge at 09:00:00 and
     again at 09:00:30 (the same person twice), a second person's badge at 09:04:00 (too
     long after), the secretary's at 09:05:00 (inside two minutes of it); then folder 1
     read by the portal reader at 09:10 and folder 2 taken out of c1 at 09:12: the tags of
@@ -147,15 +147,24 @@ SCENARIOS: dict[str, Scenario] = {
         start="08:59:00",
         tags={"cabinet:c1": (FOLDER_1, FOLDER_2)},
         steps=(
-            Step("09:00:00", "badge", "cabinet:c1", SECRETARY),
-            Step("09:00:30", "badge", "cabinet:c1", SECRETARY),
-            Step("09:04:00", "badge", "cabinet:c1", WITNESS),
-            Step("09:05:00", "badge", "cabinet:c1", SECRETARY),
+            Step("09:00:00", "badge", "desk", SECRETARY),
+            Step("09:00:30", "badge", "desk", SECRETARY),
+            Step("09:04:00", "badge", "desk", WITNESS),
+            Step("09:05:00", "badge", "desk", SECRETARY),
             Step("09:10:00", "portal", "portal", FOLDER_1),
             Step("09:12:00", "take_tag", "cabinet:c1", FOLDER_2),
         ),
     ),
     "idle": Scenario(name="idle", day="2026-11-26", start="09:00:00", steps=()),
+    # The room after hours with nothing happening: for acting on it by hand (the console's
+    # controls in the demo, whose browser test opens the door and waits for the alarm).
+    "night": Scenario(
+        name="night",
+        day="2026-11-26",
+        start="22:00:00",
+        tags={"cabinet:c1": (FOLDER_1, FOLDER_2), "cabinet:c2": (FOLDER_3,)},
+        steps=(),
+    ),
     "inventory": Scenario(
         name="inventory",
         day="2026-11-26",

@@ -72,6 +72,8 @@ class Tracker:
         )
         self.ready = threading.Event()
         self.web: Any = None  # the console (tracker.web.server.WebServer) with [web]
+        #: the demo's simulated room, acted on from the console (tracker.web.sim.RoomControls)
+        self.sim: Any = None
 
     def run(self, stop: threading.Event) -> None:
         self.processor.load()
@@ -85,6 +87,7 @@ class Tracker:
                 self.clock,
                 live=LinkState(self.link),
                 rules=self.rules,
+                sim=self.sim,
             )
             self.web.start()
         self.ready.set()

@@ -4,9 +4,8 @@ the simulated room, pcscd badges) and `ironroom tracker`, each in its own proces
 through a real Mosquitto. Two witnesses' badges inside the window carry the list out;
 the record, the register, the request and the audit chain are read back with the
 command line; the destroyed folders' tags seen again raise `destroyed_tag_seen`.
-
-The simulated room has one badge reader, on cabinet c1, so the tracker's config names it
-as the designated place (``[destruction] reader``)."""
+The badges are read at the desk, the designated place by default (``[destruction]
+reader``)."""
 
 from __future__ import annotations
 
@@ -83,7 +82,7 @@ def test_two_witnesses_destroy_an_approved_list(
         tracker={"heartbeat_s": 5, "reorder_window_s": 2, "command_ttl_s": 60},
     )
     with cfg.open("a", encoding="utf-8") as f:
-        f.write('\n[destruction]\nwindow_s = 120\nreader = "cabinet:c1"\n')
+        f.write("\n[destruction]\nwindow_s = 120\n")  # at the desk, the default
     tracker = TrackerProcess(cfg, mq, url, tmp_path)
     request.addfinalizer(tracker.stop)
     tracker.start()
@@ -110,7 +109,7 @@ def test_two_witnesses_destroy_an_approved_list(
     assert (rec["request"], rec["room"], rec["reader"], rec["approved_by"]) == (
         req["id"],
         f"{SITE}/{ROOM}",
-        "cabinet:c1",
+        "desk",
         "head",
     )
     assert [(w["person"], w["badge"], local(w["at"])) for w in rec["witnesses"]] == [

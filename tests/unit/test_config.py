@@ -67,7 +67,7 @@ def test_simulated_room_loads(source: Path, tmp_path: Path):
         "lock:c2",
         "siren",
     ]
-    assert cfg.readers == ["cabinet:c1", "cabinet:c2", "portal", "desk", "cabinet:c1"]
+    assert cfg.readers == ["cabinet:c1", "cabinet:c2", "portal", "desk", "cabinet:c1", "desk"]
     assert {i.point: i.pin for i in cfg.inputs} == {
         "door": 17,
         "window:w1": 27,
@@ -104,9 +104,11 @@ def test_simulated_room_loads(source: Path, tmp_path: Path):
         ("portal", "m100", "sim", "single"),
         ("desk", "rdm6300", "sim", "single"),
     ]
-    (badge,) = cfg.badges
-    assert (badge.reader, badge.profile, badge.cipher) == ("cabinet:c1", "internal-auth", "aes")
-    assert badge.master_key_file == data_dir / "badge-master.key"
+    assert [(b.reader, b.pcsc, b.profile, b.cipher) for b in cfg.badges] == [
+        ("cabinet:c1", "Virtual PCD 00 00", "internal-auth", "aes"),
+        ("desk", "Virtual PCD 00 01", "internal-auth", "aes"),
+    ]
+    assert {b.master_key_file for b in cfg.badges} == {data_dir / "badge-master.key"}
     assert cfg.policy.cabinets == {"c1": (UID,), "c2": (UID,)}
     assert cfg.policy.reset_badges == (UID,)
     assert cfg.allow_uid_only is False

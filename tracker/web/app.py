@@ -36,6 +36,7 @@ from tracker.domain.levels import ROLES
 from tracker.service.ledger import Ledger, LedgerError
 from tracker.service.writer import CONDITION_CAUSES
 from tracker.web import accounts, i18n, roles, views
+from tracker.web.sim import RoomControls
 
 T = TypeVar("T")
 CSP = (
@@ -109,6 +110,11 @@ class AckIn(BaseModel):
     alarm_id: str
 
 
+class SimIn(BaseModel):
+    verb: str
+    target: str
+
+
 class DecisionIn(BaseModel):
     reason: str | None = None
 
@@ -151,6 +157,7 @@ def create_app(
     live: BrokerState | None = None,
     settings: WebSettings | None = None,
     rules: Any = None,
+    sim: RoomControls | None = None,
 ) -> FastAPI:
     cfg = settings or WebSettings(secret_key=secrets.token_bytes(32))
     if not cfg.secret_key:
@@ -521,7 +528,39 @@ def create_app(
             ctx,
             rooms=read(views.rooms_live),
             can_ack=roles.allowed(ctx.who.role, "alarms.ack"),
+            sim=sim.actions() if sim is not None and roles.allowed(ctx.who.role, "sim") else None,
         )
+
+    # -- the demo's simulated room (only when this process runs one) --------------------
+
+    def sim_do(verb: str, target: str) -> dict[str, Any]:
+        if sim is None:
+            raise LedgerError("no simulated room here: the console acts on the demo's only")
+        try:
+            return {"done": sim.do(verb, target)}
+        except ValueError as exc:
+            raise LedgerError(str(exc)) from None
+
+    SimCtx = Annotated[Ctx, Depends(need("sim"))]
+
+    @app.get("/api/sim")
+    def api_sim(*, ctx: SimCtx) -> list[dict[str, str]]:
+        """The controls offered on the simulated room now (empty without one)."""
+        if sim is None:
+            return []
+        return [{"verb": a.verb, "target": a.target, "label": a.label} for a in sim.actions()]
+
+    @app.post("/api/sim")
+    async def api_sim_do(*, body: SimIn, request: Request, ctx: SimCtx) -> dict[str, Any]:
+        await csrf_ok(request, ctx)
+        return await run_in_threadpool(sim_do, body.verb, body.target)
+
+    @app.post("/sim", include_in_schema=False)
+    async def form_sim(*, request: Request, ctx: SimCtx) -> Response:
+        await csrf_ok(request, ctx)
+        form = await request.form()
+        await run_in_threadpool(sim_do, str(form.get("verb", "")), str(form.get("target", "")))
+        return RedirectResponse("/live", status_code=303)
 
     # -- alarms ------------------------------------------------------------------------
 

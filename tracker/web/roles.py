@@ -36,6 +36,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "inventory.start": frozenset({SECRETARY}),
     "reports": frozenset({SECRETARY, SECRECY}),
     "api.docs": ALL,
+    # the demo's simulated room (door, badge, folders, tamper): whoever watches the room
+    "sim": frozenset({SECRETARY, DEPT_HEAD, SECRECY}),
 }
 
 

@@ -59,6 +59,7 @@ class WebServer:
         *,
         live: BrokerState | None = None,
         rules: Any = None,
+        sim: Any = None,
     ) -> None:
         import uvicorn
 
@@ -69,7 +70,7 @@ class WebServer:
             session_hours=cfg.session_hours,
             cookie_secure=cfg.cookie_secure,
         )
-        self.app = create_app(store, clock, live=live, settings=settings, rules=rules)
+        self.app = create_app(store, clock, live=live, settings=settings, rules=rules, sim=sim)
         self.server = uvicorn.Server(
             uvicorn.Config(
                 self.app,

@@ -1,7 +1,7 @@
 """Destruction records (销毁) and dossiers (立卷)
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-03 06:50:00.000000
 """
 
@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
-depends_on = "0002"  # the destruction records name the requests
+depends_on = None
 
 
 def upgrade() -> None:

@@ -1,7 +1,7 @@
 """Overdue (催办): reminders, their messages, the last check; people's email address
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-12-03 07:05:00.000000
 """
 
@@ -15,7 +15,7 @@ from protocol.canonical import canonical
 from protocol.timefmt import format_ts
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Inventory (清查): runs, each reader's answer, the report's items
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0005
 Create Date: 2026-12-03 06:50:00.000000
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0001"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

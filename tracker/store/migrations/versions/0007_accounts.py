@@ -1,7 +1,7 @@
 """Web console: accounts and the record of logins
 
 Revision ID: 0007
-Revises: 0001
+Revises: 0006
 Create Date: 2026-12-03 07:00:00.000000
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0001"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
