@@ -10,8 +10,7 @@ DEBS := mosquitto mosquitto-clients pcscd vsmartcard-vpcd swig libpcsclite-dev p
 # Headless Chromium loads and prints the HTML reports in their tests; the Noto CJK fonts
 # render their Chinese (without them a page prints boxes).
 DEBS += chromium fonts-noto-cjk
-# Two workers (the CI machine has two cores); the vpcd tests share one (tests/conftest.py).
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+PYTEST_ARGS ?=
 
 .PHONY: install debs demo test lint bench clean
 

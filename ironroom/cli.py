@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--scenario", default="day", help=f"{', '.join(SCENARIOS)} (default: day)")
     dm.add_argument("--seconds", type=_positive, help="stop cleanly after N seconds")
     dm.add_argument("--live", action="store_true", help="also print every event on the wire")
+    dm.add_argument("--no-badges", action="store_true", help="run without pcscd and badges")
 
     from tracker.cli import add_parsers
 
@@ -221,6 +222,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         scenario=args.scenario,
         seconds=args.seconds,
         live=args.live,
+        badges=not args.no_badges,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -354,6 +355,7 @@ def run_demo(
     seconds: float | None,
     broker: str | None = None,
     live: bool = False,
+    badges: bool = True,
     out: TextIO = sys.stdout,
 ) -> int:
     from simulators.pcscd import PcscdError, ensure_pcscd
@@ -380,6 +382,9 @@ def run_demo(
         embedded.start()
         broker = f"mqtt://127.0.0.1:{bport}"
     stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (systemd, a script, a test) stops it as cleanly as Ctrl-C does
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     worker: threading.Thread | None = None
     tracker: Any = None
     try:
@@ -408,12 +413,12 @@ def run_demo(
         # The tracker subscribes before the room says anything.
         if not tracker.link.subscribed.wait(30):
             raise RuntimeError(f"the tracker could not subscribe at {broker}")
-        badges = True
-        try:
-            ensure_pcscd()
-        except PcscdError as exc:
-            print(f"(badges off: {exc})", file=sys.stderr)
-            badges = False
+        if badges:
+            try:
+                ensure_pcscd()
+            except PcscdError as exc:
+                print(f"(badges off: {exc})", file=sys.stderr)
+                badges = False
         print(f"IronRoom demo: console http://127.0.0.1:{web_port}/", file=out)
         for role, username, password in accounts:
             print(f"account {role} {username} {password}", file=out)

@@ -91,7 +91,7 @@ def test_demo_serves_health_console_and_the_room(tmp_path: Path, pcscd: list[str
         )
         assert health["database"] == "ok"
         status, page = _get(f"{base}/login")
-        assert status == 200 and "IronRoom" in page
+        assert status == 200 and 'name="username"' in page and 'name="password"' in page
         status, _ = _get(f"{base}/api/alarms")
         assert status in (401, 403)
         # The day scenario plays through: the secretary's badge loan opens and closes.

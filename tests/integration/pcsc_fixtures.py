@@ -4,9 +4,9 @@ Uses the pcscd already running (systemd, a developer's shell) or starts ``pcscd
 --foreground`` for the session and stops it afterwards. A machine without pcscd or the
 vpcd driver fails the tests with the packages to install: these tests never skip.
 
-The vpcd readers are one per machine: two test sessions putting cards on them, or one
-stopping the pcscd the other uses, would break each other. The fixture therefore holds an
-exclusive lock file for the whole session; a second session waits for it.
+The vpcd readers are one per machine: two test sessions putting cards on them would
+break each other. The fixture therefore holds an exclusive lock file for each test that
+uses them; a test of another session waits for it.
 """
 
 from __future__ import annotations
@@ -82,10 +82,18 @@ _VPCD_LOCK = _VpcdLock()
 
 
 @pytest.fixture(scope="session")
-def pcscd() -> Iterator[list[str]]:
-    """Make sure pcscd runs with the vpcd readers; yields the reader names."""
+def pcscd_service() -> Iterator[list[str]]:
+    """Make sure pcscd runs with the vpcd readers for the session; yields the reader
+    names."""
+    yield from _pcscd_running()
+
+
+@pytest.fixture
+def pcscd(pcscd_service: list[str]) -> Iterator[list[str]]:
+    """The vpcd readers for one test: pcscd running, and the readers this test's alone
+    (held for the test, so another session or worker waits only while a test uses them)."""
     with _VPCD_LOCK.held():
-        yield from _pcscd_running()
+        yield pcscd_service
 
 
 def _pcscd_running() -> Iterator[list[str]]:

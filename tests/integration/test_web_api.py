@@ -618,3 +618,17 @@ def test_people_and_badges_registered_by_the_secretary(app: Any, world: World) -
     assert office.post("/api/badges", json={"uid": "0A0B0C0F", "person": "p-new"},
                        headers={"X-CSRF-Token": csrf(office)}).status_code == 403  # fmt: skip
     chain_ok(world)
+
+
+def test_pages_show_each_copy_number(app: Any, world: World) -> None:
+    """The register and a document's page show the copy as K/N (a field named like a dict
+    method must be read as the field)."""
+    c = as_user(app, "sec")
+    docs = c.get("/api/documents").json()
+    assert docs
+    page = c.get("/register").text
+    assert "built-in method" not in page
+    for d in docs:
+        assert f"({d['copy']})" in page
+    one = c.get(f"/document/{docs[0]['id']}").text
+    assert f"({docs[0]['copy']})" in one and "built-in method" not in one

@@ -26,9 +26,15 @@ TAG1, TAG2, TAG3 = (
 )
 
 
-@pytest.fixture
-def session(tmp_path: Path) -> Iterator[Session]:
-    store = open_store(f"sqlite:///{tmp_path / 'ledger.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
+    """The same ledger on SQLite and on PostgreSQL (the listings run on the driver's own
+    cursor: both drivers' parameter styles)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    store = open_store(url)
     lg = Ledger(store.sessions, Rules(), "test", "setup", NOW - timedelta(days=30))
     lg.room_add("hq", "room-101", "room-101-ctl", bytes(32), None)
     lg.cabinet_add("hq", "room-101", "c1", False)

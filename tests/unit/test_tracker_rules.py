@@ -916,6 +916,14 @@ BOB_DESK = session("bob", C1, reader="desk")
             [Record("portal_pass", epc=EPC, document_id=1, person_id="alice")],
             id="portal-second-pass-valid",
         ),
+        pytest.param(
+            doc(S),
+            "portal",
+            [],
+            [Pass("bob", frozenset({1}), PASS.start, PASS.end)],
+            [Record("portal_pass", epc=EPC, document_id=1, person_id="bob")],
+            id="portal-pass-of-a-person-not-the-borrower",
+        ),
         pytest.param(on_loan(S), "portal", [], [], [exit_alarm(NO_PASS)], id="portal-no-pass"),
         pytest.param(
             on_loan(S),

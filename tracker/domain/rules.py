@@ -295,8 +295,19 @@ def tag_seen(
     if reader == "portal":
         if doc.classification == Level.TOP_SECRET:
             reason = "绝密 documents never leave the room"
-        elif any(p.allows(doc.id, now) for p in passes):
-            return [Record("portal_pass", epc=epc, document_id=doc.id, person_id=doc.holder)]
+        elif valid := [p for p in passes if p.allows(doc.id, now)]:
+            # the passage is the pass holder's (the portal reads tags, not people)
+            return [
+                Record(
+                    "portal_pass",
+                    epc=epc,
+                    document_id=doc.id,
+                    person_id=valid[0].person_id,
+                    detail={"holder": doc.holder}
+                    if doc.holder not in (None, valid[0].person_id)
+                    else {},
+                )
+            ]
         else:
             reason = "no approved carry-out pass"
         return [

