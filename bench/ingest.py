@@ -254,12 +254,12 @@ def heartbeat_event(spec: RoomSpec, seq: int) -> tuple[str, bytes]:
     )
 
 
-def _mqtt_client(client_id: str) -> Any:
+def _mqtt_client(client_id: str, inflight: int = 1000) -> Any:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(1000)
+    client.max_inflight_messages_set(inflight)
     client.max_queued_messages_set(0)
     return client
 
@@ -273,47 +273,111 @@ def publisher_main(
     jobs: list[tuple[RoomSpec, int, int]],
     rate: float | None,
     alarm_every: int,
+    kind: str,
     ready: Any,
     go: Any,
     out: Any,
 ) -> None:
     """One process standing in for a few controllers: signs its whole stream first, then
-    publishes it (QoS 1) as fast as it can or at ``rate`` events/s, and reports."""
+    publishes it (QoS 1) as fast as it can or at ``rate`` events/s, and reports.
+    ``kind`` is ``raw`` (:mod:`_rawpub`, the default) or ``paho``."""
     try:
-        out.put(_publish(name, port, jobs, rate, alarm_every, ready, go))
+        publish = _publish_raw if kind == "raw" else _publish_paho
+        out.put(publish(name, port, _stream(jobs, rate, alarm_every), rate, ready, go))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         out.put({"name": name, "error": f"{type(exc).__name__}: {exc}"})
         ready.set()
 
 
-def _publish(
-    name: str,
-    port: int,
-    jobs: list[tuple[RoomSpec, int, int]],
-    rate: float | None,
-    alarm_every: int,
-    ready: Any,
-    go: Any,
-) -> dict[str, Any]:
+def _stream(
+    jobs: list[tuple[RoomSpec, int, int]], rate: float | None, alarm_every: int
+) -> list[tuple[str, bytes]]:
+    """Every message of these rooms, signed, the rooms interleaved as a broker sees them."""
     per_room_rate = (rate / len(jobs)) if rate else 1000.0
     start = datetime.now(UTC) + timedelta(seconds=1)
     longest = max(n for _, _, n in jobs)
     msgs: list[tuple[str, bytes]] = []
-    for k in range(longest):  # the rooms interleaved, as a broker sees them
+    for k in range(longest):
         ts = start + timedelta(seconds=k / per_room_rate)
         for spec, first, n in jobs:
             if k < n:
                 msgs.append(stream_event(spec, first + k, ts, alarm_every))
+    return msgs
+
+
+def _paced(total: int, rate: float | None, t0: float) -> Iterator[int]:
+    """How many messages should be out by now, until all are: at once without a rate."""
+    if rate is None:
+        yield total
+        return
+    while True:
+        due = min(total, int((time.monotonic() - t0) * rate) + 1)
+        yield due
+        if due >= total:
+            return
+        time.sleep(0.005)  # pacing the stream, not waiting for anything
+
+
+def _publish_raw(
+    name: str,
+    port: int,
+    msgs: list[tuple[str, bytes]],
+    rate: float | None,
+    ready: Any,
+    go: Any,
+) -> dict[str, Any]:
+    from _rawpub import RawPublisher
+
+    client = RawPublisher("127.0.0.1", port, f"bench-pub-{name}-{os.getpid()}")
+    packets = client.encode(msgs)
+    client.connect()
+    try:
+        ready.set()
+        go.wait()
+        t0 = time.monotonic()
+        sent = 0
+        for due in _paced(len(packets), rate, t0):
+            if due > sent:
+                client.send(packets[sent:due])
+                sent = due
+        t1 = time.monotonic()
+        client.wait_acked(120)
+        if client.error:
+            raise BenchError(f"publisher {name}: {client.error}")
+        return {
+            "name": name,
+            "sent": len(msgs),
+            "acked": client.acked,
+            "t_first": t0,
+            "t_last": t1,
+            "t_acked": time.monotonic(),
+        }
+    finally:
+        client.close()
+
+
+def _publish_paho(
+    name: str,
+    port: int,
+    msgs: list[tuple[str, bytes]],
+    rate: float | None,
+    ready: Any,
+    go: Any,
+) -> dict[str, Any]:
     acked = 0
     lock = threading.Lock()
     connected = threading.Event()
+    done = threading.Event()
 
     def on_publish(client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         nonlocal acked
         with lock:
             acked += 1
+            if acked >= len(msgs):
+                done.set()
 
-    client = _mqtt_client(f"bench-pub-{name}-{os.getpid()}")
+    # no in-flight limit: with one, paho walks the in-flight messages at every PUBACK
+    client = _mqtt_client(f"bench-pub-{name}-{os.getpid()}", inflight=0)
     client.on_publish = on_publish
     client.on_connect = lambda *a: connected.set()
     client.connect("127.0.0.1", port)
@@ -324,21 +388,13 @@ def _publish(
         ready.set()
         go.wait()
         t0 = time.monotonic()
-        if rate is None:
-            for topic, payload in msgs:
-                client.publish(topic, payload, qos=1)
-        else:
-            sent = 0
-            while sent < len(msgs):
-                due = min(len(msgs), int((time.monotonic() - t0) * rate) + 1)
-                while sent < due:
-                    client.publish(*msgs[sent], qos=1)
-                    sent += 1
-                time.sleep(0.005)
+        sent = 0
+        for due in _paced(len(msgs), rate, t0):
+            while sent < due:
+                client.publish(*msgs[sent], qos=1)
+                sent += 1
         t1 = time.monotonic()
-        deadline = time.monotonic() + 120
-        while acked < len(msgs) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        done.wait(120)
         return {
             "name": name,
             "sent": len(msgs),
@@ -408,6 +464,14 @@ class Poller:
     def events(self) -> int:
         return int(self.one("SELECT count(*) FROM events")[0])
 
+    def events_since(self, top: int | None) -> tuple[int, int | None]:
+        """(rows with an id above ``top``, the highest id now); all rows for None."""
+        if top is None:
+            n, hi = self.one("SELECT count(*), max(id) FROM events")
+        else:
+            n, hi = self.one("SELECT count(*), max(id) FROM events WHERE id > ?", top)
+        return int(n), (top if hi is None else int(hi))
+
     def has_alarm(self, alarm_id: str) -> bool:
         return self.one("SELECT 1 FROM alarms WHERE alarm_id = ?", alarm_id) is not None
 
@@ -433,10 +497,17 @@ class CountSampler:
         self._thread.join(5)
 
     def _run(self) -> None:
+        # Counted on from the highest id seen, so each poll reads only the rows that came
+        # since the last one (a full count(*) every 20 ms would cost the machine more
+        # than the tracker's own reads). The tracker is the only writer and commits its
+        # rows in id order, so no row can appear below the highest id already seen.
         p = Poller(self.url)
         try:
+            total, top = p.events_since(None)
             while not self._stop.is_set():
-                self.samples.append((time.monotonic(), p.events() - self.base))
+                n, top = p.events_since(top)
+                total += n
+                self.samples.append((time.monotonic(), total - self.base))
                 self._stop.wait(self.step)
         finally:
             p.close()
@@ -456,6 +527,7 @@ class Run:
     profile: Path | None
     sensors_only: bool = False
     batch_max: int | None = None
+    publisher: str = "raw"
     broker: MosquittoProcess | None = None
     tracker: subprocess.Popen[bytes] | None = None
     tracker_log: Path | None = None
@@ -610,6 +682,7 @@ class Run:
                     jobs,
                     share,
                     self.plan.alarm_every,
+                    self.publisher,
                     ready,
                     go,
                     out,
@@ -1071,6 +1144,12 @@ def main(argv: list[str] | None = None) -> int:
         "--sensors-only", action="store_true", help="no tag events in the stream (comparison)"
     )
     ap.add_argument("--batch-max", type=int, help="the tracker's batch_max (default: its own)")
+    ap.add_argument(
+        "--publisher",
+        choices=["raw", "paho"],
+        default="raw",
+        help="how the simulated controllers publish (bench/_rawpub.py, or paho: comparison)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     ap.add_argument("--profile-tracker", type=Path, help="cProfile the tracker into this file")
     args = ap.parse_args(argv)
@@ -1095,6 +1174,7 @@ def main(argv: list[str] | None = None) -> int:
         "database": "postgresql" if (args.db or args.postgres) else "sqlite",
         "stream": "sensors only" if args.sensors_only else "70% sensors, 30% tags",
         "tracker_batch_max": args.batch_max or "default",
+        "publisher": args.publisher,
         "tmp_dir": str(root),
     }
     code = 0
@@ -1107,6 +1187,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             run.sensors_only = args.sensors_only
             run.batch_max = args.batch_max
+            run.publisher = args.publisher
             run.ctx = mp.get_context("spawn")
             run.start_broker()
             run.setup_ledger()
