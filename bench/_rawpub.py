@@ -127,6 +127,7 @@ class RawPublisher:
                         self._cond.notify_all()
                 chunk = self.sock.recv(65536)
                 if not chunk:
+                    self.error = "the broker closed the connection"
                     return
                 buf += chunk
         except OSError as exc:
