@@ -11,6 +11,11 @@ def canonical(obj: Any) -> bytes:
     formatting is the classic source of signatures that verify on one side only.
     """
     _refuse_floats(obj)
+    return canonical_of_parsed(obj)
+
+
+def canonical_of_parsed(obj: Any) -> bytes:
+    """:func:`canonical` of what the strict parser returned (it holds no floats)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8"
     )

@@ -312,7 +312,7 @@ def decode_event(key: bytes, topic: str, payload: bytes) -> Event:
     parse_ts(ts)
     type_ = _need(env, "type", str)
     data = _need(env, "data", dict)
-    verify(key, topic, env)
+    verify(key, topic, env, parsed=True)
     if topics.category_of(type_) != parsed.name:
         raise SchemaError(f"event type {type_!r} does not belong on {topic!r}")
     check_event_data(type_, data)
@@ -338,7 +338,7 @@ def decode_command(key: bytes, topic: str, payload: bytes) -> Command:
     parse_ts(expires)
     type_ = _need(env, "type", str)
     data = _need(env, "data", dict)
-    verify(key, topic, env)
+    verify(key, topic, env, parsed=True)
     check_command_data(type_, data)
     return Command(topic, cid, issuer, ts, expires, type_, data, bytes(payload))
 
@@ -352,7 +352,7 @@ def decode_ack(key: bytes, topic: str, payload: bytes) -> Ack:
     boot = _check_counter(_need(env, "boot", int), "boot")
     # Highest contiguous event committed: 0 before the tracker has any of this boot.
     seq = _check_counter(_need(env, "seq", int), "seq", lo=0)
-    verify(key, topic, env)
+    verify(key, topic, env, parsed=True)
     return Ack(controller, boot, seq)
 
 
@@ -369,6 +369,6 @@ def decode_state(key: bytes, topic: str, payload: bytes) -> dict[str, Any]:
     if _need(env, "type", str) != STATE_TYPE:
         raise EnvelopeError(f"a state snapshot has type {STATE_TYPE!r}, got {show(env['type'])}")
     data = _need(env, "data", dict)
-    verify(key, topic, env)
+    verify(key, topic, env, parsed=True)
     _check_state_data(data)
     return env

@@ -7,16 +7,19 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from protocol.canonical import canonical
+from protocol.canonical import canonical, canonical_of_parsed
 from protocol.errors import BadSignature
 
 KEY_BYTES = 32
 _SIG = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
 
 
-def signed_input(topic: str, envelope: Mapping[str, Any]) -> bytes:
+def signed_input(topic: str, envelope: Mapping[str, Any], *, parsed: bool = False) -> bytes:
+    """What is signed. ``parsed``: the envelope came from the strict parser, which refuses
+    floats already, so the canonical form skips looking for them again."""
     body = {k: v for k, v in envelope.items() if k != "sig"}
-    return topic.encode("utf-8") + b"\n" + canonical(body)
+    text = canonical_of_parsed(body) if parsed else canonical(body)
+    return topic.encode("utf-8") + b"\n" + text
 
 
 def sign(key: bytes, topic: str, envelope: Mapping[str, Any]) -> str:
@@ -25,8 +28,9 @@ def sign(key: bytes, topic: str, envelope: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
 
-def verify(key: bytes, topic: str, envelope: Mapping[str, Any]) -> None:
-    """Raise :class:`BadSignature` unless ``envelope["sig"]`` is right for ``topic``."""
+def verify(key: bytes, topic: str, envelope: Mapping[str, Any], *, parsed: bool = False) -> None:
+    """Raise :class:`BadSignature` unless ``envelope["sig"]`` is right for ``topic``
+    (``parsed``: see :func:`signed_input`)."""
     sig = envelope.get("sig")
     if not isinstance(sig, str) or not sig:
         raise BadSignature("message is not signed (no 'sig')")
@@ -34,7 +38,7 @@ def verify(key: bytes, topic: str, envelope: Mapping[str, Any]) -> None:
     if not _SIG.fullmatch(sig):
         raise BadSignature("'sig' is not 43 characters of unpadded base64url")
     got = base64.urlsafe_b64decode(sig + "=")
-    want = hmac.new(key, signed_input(topic, envelope), hashlib.sha256).digest()
+    want = hmac.new(key, signed_input(topic, envelope, parsed=parsed), hashlib.sha256).digest()
     if not hmac.compare_digest(got, want):
         raise BadSignature(f"signature mismatch on {topic}")
 

@@ -6,6 +6,7 @@
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from protocol.errors import TopicError
 from protocol.names import check_name
@@ -73,6 +74,7 @@ def category_of(event_type: str) -> str:
     return category
 
 
+@lru_cache(maxsize=4096)  # a tracker sees the same few topics per room again and again
 def parse_topic(topic: str) -> Topic:
     """Parse any IronRoom topic; raises :class:`TopicError` for anything else."""
     parts = topic.split("/")

@@ -121,6 +121,25 @@ def setup_day_ledger(cli: Cli, key_file: Path, *, clearance: str) -> None:
                "--cabinet", f"{SITE}/{ROOM}/{cabinet}")  # fmt: skip
 
 
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def gone(pid: int) -> bool:
+    """The process has ended (a zombie nobody has reaped yet counts as ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
 class TrackerProcess:
     """``ironroom tracker`` in its own process; :meth:`start` returns once the broker has
     logged the tracker's subscription (or fails the test)."""
@@ -163,10 +182,25 @@ class TrackerProcess:
 
         return wait_until(check, timeout, what)
 
+    def mqtt_pid(self, timeout: float = 30) -> int:
+        """The pid of the tracker's MQTT process (``tracker.ingest.netproc``)."""
+        assert self.proc is not None
+
+        def find() -> int | None:
+            for pid in children(self.proc.pid):  # type: ignore[union-attr]
+                if b"tracker.ingest.netproc" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+            return None
+
+        return int(self.wait(find, timeout, "the tracker's MQTT process"))
+
     def kill9(self) -> None:
+        """SIGKILL the tracker; its MQTT process must leave on its own (its stdin closed)."""
         assert self.proc is not None and self.alive()
+        net = self.mqtt_pid()
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
+        wait_until(lambda: gone(net), 15, "the killed tracker's MQTT process to leave")
 
     def stop(self) -> int | None:
         """SIGTERM and wait; the exit code (None when it was not running)."""

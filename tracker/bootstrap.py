@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tracker.clock import Clock, SystemClock
 from tracker.config import TrackerConfig
-from tracker.ingest.mqtt import Link
+from tracker.ingest.link import NetLink
 from tracker.ingest.pipeline import Inbox, Message, Processor
 from tracker.notify import make_notifier
 from tracker.service.apply import Rules
@@ -59,7 +59,7 @@ class Tracker:
         self.clock = clock or SystemClock()
         self.store = open_store(cfg.db_url)
         self.inbox = Inbox()
-        self.link = Link(cfg.mqtt, self.inbox, self.clock)
+        self.link = NetLink(cfg.mqtt, self.inbox, self.clock)
         self.rules = rules_of(cfg)
         self.processor = Processor(
             self.store.sessions,
@@ -108,7 +108,9 @@ class Tracker:
             self.store.engine.dispose()
 
     def _process(self, batch: list[Message], stop: threading.Event) -> None:
-        self.processor.ingest(batch, stop)
+        rest = self.processor.ingest(batch, stop, interrupt=self.inbox.has_alarms)
+        if rest:
+            self.inbox.unget(rest)
 
     def _guarded(self, fn: Callable[[], object], what: str) -> None:
         try:

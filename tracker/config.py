@@ -122,7 +122,7 @@ class TrackerConfig:
     unlock_s: int = 20
     command_ttl_s: int = 60
     allow_uid_only: bool = False
-    batch_max: int = 200  # bounds how long an alarm can wait behind bulk events
+    batch_max: int = 1000  # per transaction; an alarm that comes meanwhile cuts it short
     destruction_window_s: int = 120  # [destruction] window_s
     destruction_reader: str = "desk"  # [destruction] reader
     overdue: Schedule = field(default_factory=Schedule)  # [overdue]

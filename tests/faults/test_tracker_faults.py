@@ -5,6 +5,8 @@ a real Mosquitto; afterwards the events table is counted per (boot, seq)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from tests.tracker_support import (
     broker_log,
     counters,
     event_rows,
+    gone,
     query,
     start_broker,
     write_config,
@@ -100,6 +103,41 @@ def test_tracker_killed_twice_mid_stream_applies_every_event_once(
     assert tracker.stop() == 0
     _exactly_once(cli, db, pub, n)
     assert tracker.log_text().count("(session present: True)") == 2, "the session was kept"
+
+
+def test_mqtt_process_killed_mid_stream_is_restarted_and_every_event_applied_once(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The tracker's MQTT client runs in a process of its own; SIGKILL it twice while
+    events flow. The tracker starts it again, and the broker redelivers what the tracker
+    had not acknowledged."""
+    n = 8_000
+    mq = start_broker(tmp_path / "mosquitto")
+    request.addfinalizer(mq.stop)
+    cli, db, key, tracker = _room(tmp_path, mq, request)
+    tracker.start()
+    pub = EventPublisher(mq, key, count=n, rate=800, resend=False)
+    request.addfinalizer(pub.stop)
+    pub.start()
+    killed = []
+    for threshold in (n // 4, n // 2):
+        tracker.wait(lambda t=threshold: event_rows(db) >= t, 60, f"{threshold} events stored")
+        net = tracker.mqtt_pid()
+        os.kill(net, signal.SIGKILL)
+        killed.append(net)
+        wait_until(lambda p=net: gone(p), 10, "the MQTT process to die")
+        tracker.wait(lambda p=net: tracker.mqtt_pid() != p, 30, "a new MQTT process")
+    assert pub.published < n, "killed mid-stream"
+    tracker.wait(lambda: event_rows(db) >= n, 120, f"all {n} events stored")
+    wait_until(lambda: not pub.thread.is_alive(), 30, "the publisher to finish")
+    tracker.wait(lambda: pub.acked == n, 30, "the tracker's signed ack of the last event")
+    assert tracker.alive(), "the tracker itself carried on"
+    net = tracker.mqtt_pid()
+    assert tracker.stop() == 0
+    assert gone(net), "the MQTT process leaves with the tracker"
+    _exactly_once(cli, db, pub, n)
+    log = tracker.log_text()
+    assert log.count("the MQTT process ended (exit -9); starting it again") == 2, log
 
 
 def test_broker_stopped_and_started_while_events_flow(

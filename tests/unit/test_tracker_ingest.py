@@ -583,11 +583,11 @@ def test_database_unavailable_is_retried_and_nothing_acked_meanwhile(
     real = world.proc._transaction
     failures = []
 
-    def flaky(batch: list[Message]) -> Any:
+    def flaky(batch: list[Message], interrupt: Any = None) -> Any:
         if len(failures) < 2:
             failures.append(world.pub.acked[:])
             raise OperationalError("BEGIN", {}, Exception("database or disk is full"))
-        return real(batch)
+        return real(batch, interrupt)
 
     monkeypatch.setattr(world.proc, "_transaction", flaky)
     world.proc.retry_s = 0.01
@@ -629,3 +629,86 @@ def test_a_message_that_cannot_be_applied_is_set_aside_not_stalling_the_room(
     world.proc.tick()  # the gap rules cover the event set aside
     assert world.pub.acks()[-1] == (1, 3)
     assert world.events() == [(1, 1, True), (1, 3, True)]
+
+
+def test_an_alarm_that_comes_mid_batch_cuts_the_batch_short(world: World) -> None:
+    from tracker.ingest.pipeline import YIELD_EVERY
+
+    batch = [world.room.window("open" if i % 2 else "closed") for i in range(3 * YIELD_EVERY)]
+    asked: list[int] = []
+
+    def alarm_waiting() -> bool:
+        with world.store.readers() as s:  # nothing is committed while the batch runs
+            asked.append(s.scalar(select(func.count()).select_from(m.Event)))
+        return len(asked) == 2  # the alarm comes during the second stretch
+
+    rest = world.proc.process(batch, alarm_waiting)
+    assert asked == [0, 0]
+    assert rest == batch[2 * YIELD_EVERY :]
+    assert world.events() == [(1, s, True) for s in range(1, 2 * YIELD_EVERY + 1)]
+    assert world.pub.acked == [msg.mid for msg in batch[: 2 * YIELD_EVERY]]  # only those
+    assert world.proc.process(rest) == []
+    assert world.events() == [(1, s, True) for s in range(1, 3 * YIELD_EVERY + 1)]
+    assert world.pub.acked == [msg.mid for msg in batch]
+    assert world.pub.acks()[-1] == (1, 3 * YIELD_EVERY)
+
+
+def test_what_a_batch_left_goes_back_in_front_of_its_lane(world: World) -> None:
+    from tracker.ingest.pipeline import Inbox
+
+    inbox = Inbox()
+    first = [world.room.window() for _ in range(3)]
+    later = [world.room.window() for _ in range(2)]
+    alarm = world.room.event(
+        "alarm.raised",
+        {
+            "alarm_id": f"{CTL}:1:99",
+            "cause": "forced_open",
+            "point": "door",
+            "severity": "critical",
+        },
+    )
+    inbox.put_many(first + later)
+    taken = inbox.take(3, timeout=0)
+    assert taken == first
+    inbox.put(alarm)
+    assert inbox.has_alarms()
+    inbox.unget(taken[1:])
+    assert inbox.take(10, timeout=0) == [alarm]  # the alarm first
+    assert not inbox.has_alarms()
+    assert inbox.take(10, timeout=0) == first[1:] + later  # then the rest, in order
+
+
+def test_a_batch_loads_its_tags_documents_in_one_query(world: World) -> None:
+    from sqlalchemy import event
+
+    epcs = [f"E28011700000020A1B2C3D{i:02X}" for i in range(2, 12)]
+    for i, epc in enumerate(epcs):
+        world.ledger.document_add(
+            DocumentIn.build(
+                number=f"机要〔2026〕{i + 2}号",
+                title=f"文件{i + 2}",
+                classification="机密",
+                tag=epc,
+                cabinet="hq/room-101/c2",
+            )
+        )
+    batch = [world.room.event("tag.arrived", {"reader": "cabinet:c1", "epc": e}) for e in epcs]
+    batch.append(world.room.event("tag.arrived", {"reader": "cabinet:c1", "epc": "E2AA01"}))
+    reads: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        where = statement.partition("WHERE")[2]
+        if statement.lstrip().startswith("SELECT") and "documents.tag" in where:
+            reads.append(statement)
+
+    event.listen(world.store.engine, "before_cursor_execute", seen)
+    try:
+        world.proc.process(batch)
+    finally:
+        event.remove(world.store.engine, "before_cursor_execute", seen)
+    assert len(reads) == 1, reads  # one query for eleven tags, the unknown one included
+    # and the rules decided with them: each folder arrived in a cabinet not its home
+    with world.store.sessions() as s:
+        statuses = s.scalars(select(m.Document.status).where(m.Document.tag.in_(epcs))).all()
+    assert statuses == ["misplaced"] * len(epcs)

@@ -1,9 +1,10 @@
-"""The tracker's MQTT side (paho-mqtt 2, MQTT 5 persistent session).
+"""The tracker's MQTT client (paho-mqtt 2, MQTT 5 persistent session).
 
-The network thread does nothing but stamp each message with its receipt time and put it
-in the :class:`~tracker.ingest.pipeline.Inbox`. PUBACKs are sent by hand
-(``manual_ack``) after the batch holding the message has committed, so a tracker killed
-mid-batch gets the message again from the broker when it comes back.
+It runs in a process of its own (:mod:`tracker.ingest.netproc`), so that reading and
+decoding packets never competes with the worker for one interpreter lock. What arrives
+goes to ``sink`` as ``(topic, payload, packet id, qos)``, nothing more. PUBACKs are sent
+by hand (``manual_ack``), when the tracker says the batch holding the message has
+committed, so a tracker killed mid-batch gets the message again from the broker.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -20,9 +22,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from protocol.topics import ROOT, VERSION
-from tracker.clock import Clock
-from tracker.config import MqttSettings
-from tracker.ingest.pipeline import Inbox, Message, Publisher
+
+if TYPE_CHECKING:
+    from tracker.config import MqttSettings
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +39,62 @@ FILTERS = [
 MAX_PACKET = 16 * 1024 * 1024
 
 
-class Link(Publisher):
-    def __init__(self, settings: MqttSettings, inbox: Inbox, clock: Clock) -> None:
-        self.settings = settings
-        self.inbox = inbox
-        self.clock = clock
+#: what arrives: (topic, payload, packet id, qos)
+Sink = Callable[[bytes, bytes, int, int], None]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Everything the MQTT process needs to connect (the password read from its file),
+    as plain values that travel as JSON."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+    client_id: str
+    keepalive_s: int
+    session_expiry_s: int
+    v5: bool
+
+    @classmethod
+    def of(cls, settings: MqttSettings) -> Endpoint:
+        host, port, tls, user, password = settings.parts()
+        return cls(
+            host=host,
+            port=port,
+            tls=tls,
+            username=user,
+            password=password,
+            ca_file=str(settings.ca_file) if settings.ca_file else None,
+            cert_file=str(settings.cert_file) if settings.cert_file else None,
+            key_file=str(settings.key_file) if settings.key_file else None,
+            client_id=settings.client_id,
+            keepalive_s=settings.keepalive_s,
+            session_expiry_s=settings.session_expiry_s,
+            v5=settings.protocol == "5",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Link:
+    """The paho client. ``on_state`` hears ``connected`` (with session present or not),
+    ``disconnected`` and ``subscribed``."""
+
+    def __init__(self, endpoint: Endpoint, sink: Sink) -> None:
+        self.endpoint = settings = endpoint
+        self.sink = sink
+        self.on_state: Callable[[str, bool], None] = lambda what, flag: None
         self.connected = threading.Event()
         self._warned = False
-        host, port, tls, user, password = settings.parts()
-        self._host, self._port = host, port
-        self._v5 = settings.protocol == "5"
+        self._host, self._port = settings.host, settings.port
+        self._v5 = settings.v5
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
@@ -58,13 +106,13 @@ class Link(Publisher):
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        if user:
-            self.client.username_pw_set(user, password)
-        if tls or settings.ca_file:
+        if settings.username:
+            self.client.username_pw_set(settings.username, settings.password)
+        if settings.tls or settings.ca_file:
             self.client.tls_set(
-                ca_certs=str(settings.ca_file) if settings.ca_file else None,
-                certfile=str(settings.cert_file) if settings.cert_file else None,
-                keyfile=str(settings.key_file) if settings.key_file else None,
+                ca_certs=settings.ca_file,
+                certfile=settings.cert_file,
+                keyfile=settings.key_file,
                 cert_reqs=ssl.CERT_REQUIRED,
                 tls_version=ssl.PROTOCOL_TLS_CLIENT,
             )
@@ -78,17 +126,17 @@ class Link(Publisher):
     def start(self) -> None:
         if self._v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = self.settings.session_expiry_s
+            props.SessionExpiryInterval = self.endpoint.session_expiry_s
             props.MaximumPacketSize = MAX_PACKET
             self.client.connect_async(
                 self._host,
                 self._port,
-                keepalive=self.settings.keepalive_s,
+                keepalive=self.endpoint.keepalive_s,
                 clean_start=False,
                 properties=props,
             )
         else:
-            self.client.connect_async(self._host, self._port, keepalive=self.settings.keepalive_s)
+            self.client.connect_async(self._host, self._port, keepalive=self.endpoint.keepalive_s)
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -110,6 +158,7 @@ class Link(Publisher):
         self._warned = False
         client.subscribe(FILTERS)
         self.connected.set()
+        self.on_state("connected", bool(flags.session_present))
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         if any(r.is_failure for r in reasons):
@@ -122,6 +171,7 @@ class Link(Publisher):
             self._port,
         )
         self.subscribed.set()
+        self.on_state("subscribed", True)
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         if not self._warned:
@@ -134,20 +184,14 @@ class Link(Publisher):
         if self.connected.is_set():
             log.warning("disconnected from the broker: %s", reason)
         self.connected.clear()
+        self.subscribed.clear()
+        self.on_state("disconnected", False)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        self.inbox.put(
-            Message(
-                topic=msg.topic,
-                payload=bytes(msg.payload),
-                received=self.clock.now(),
-                mono=self.clock.monotonic(),
-                mid=msg.mid,
-                qos=msg.qos,
-            )
-        )
+        # the topic as it came (paho's ``topic`` decodes it, and fails on bad UTF-8)
+        self.sink(msg._topic, msg.payload, msg.mid, msg.qos)
 
-    # -- worker thread ------------------------------------------------------------------
+    # -- any thread -----------------------------------------------------------------------
 
     def publish(self, topic: str, payload: bytes, *, retain: bool) -> bool:
         info = self.client.publish(topic, payload, qos=1, retain=retain)
@@ -156,7 +200,7 @@ class Link(Publisher):
             return False
         return True
 
-    def ack(self, messages: Iterable[Message]) -> None:
-        for msg in messages:
-            if msg.qos > 0:
-                self.client.ack(msg.mid, msg.qos)
+    def ack(self, acks: Iterable[tuple[int, int]]) -> None:
+        for mid, qos in acks:
+            if qos > 0:
+                self.client.ack(mid, qos)

@@ -1,11 +1,12 @@
 """The ingest pipeline: verified events applied once, in seq order per controller boot,
 committed in batches, then acknowledged.
 
-The MQTT network thread only appends what arrives to an :class:`Inbox`; one worker
-thread (:class:`Processor`) owns the database. A batch is one transaction; only after it
-committed are the broker's PUBACKs sent, the signed ``P/ack`` published and the commands
-the batch decided on published. Alarms have a lane of their own and are taken first, so
-an alarm is never committed behind a batch of bulk events.
+The MQTT side (a process of its own, :mod:`tracker.ingest.link`) only appends what
+arrives to an :class:`Inbox`; one worker thread (:class:`Processor`) owns the database.
+A batch is one transaction; only after it committed are the broker's PUBACKs sent, the
+signed ``P/ack`` published and the commands the batch decided on published. Alarms have
+a lane of their own and are taken first, so an alarm is never committed behind a batch of
+bulk events.
 
 Delivery rules (PROTOCOL.md, tracker side):
 
@@ -24,14 +25,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import (
     DisconnectionError,
     IntegrityError,
@@ -59,6 +61,9 @@ log = logging.getLogger(__name__)
 FORGED_EVERY = timedelta(minutes=1)
 #: How much of a refused message is kept in its security record.
 HEAD_BYTES = 512
+#: A batch checks this often whether an alarm came meanwhile; if one did, it commits what
+#: it applied so far and leaves the rest for after the alarm.
+YIELD_EVERY = 25
 #: Failures of the database itself (not of what is written): wait and try again.
 DB_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
 
@@ -87,6 +92,22 @@ class Inbox:
             lane.append(msg)
             self._cond.notify()
 
+    def has_alarms(self) -> bool:
+        return bool(self._alarms)
+
+    def unget(self, msgs: list[Message]) -> None:
+        """Put back, in front of their lanes and in order, what a batch left untouched."""
+        with self._cond:
+            for msg in reversed(msgs):
+                (self._alarms if msg.topic.endswith("/evt/alarm") else self._bulk).appendleft(msg)
+            self._cond.notify()
+
+    def put_many(self, msgs: list[Message]) -> None:
+        with self._cond:
+            for msg in msgs:
+                (self._alarms if msg.topic.endswith("/evt/alarm") else self._bulk).append(msg)
+            self._cond.notify()
+
     def take(self, limit: int, timeout: float) -> list[Message]:
         """Every waiting alarm, or else up to ``limit`` bulk messages (waits up to
         ``timeout`` for the first)."""
@@ -102,7 +123,7 @@ class Inbox:
 
 
 class Publisher:
-    """What the worker needs of MQTT (the real one is :class:`tracker.ingest.mqtt.Link`)."""
+    """What the worker needs of MQTT (the real one is :class:`tracker.ingest.link.NetLink`)."""
 
     def publish(self, topic: str, payload: bytes, *, retain: bool) -> bool:  # pragma: no cover
         raise NotImplementedError
@@ -144,6 +165,7 @@ class RoomMem:
 class _Batch:
     """What one transaction did, to be announced after it commits."""
 
+    taken: int = 0  # how many of the batch's messages it went through
     acks: set[tuple[int, int]] = field(default_factory=set)  # (room id, boot)
     commands: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
@@ -272,21 +294,33 @@ class Processor:
 
     # -- one batch ------------------------------------------------------------------------
 
-    def process(self, batch: list[Message]) -> None:
-        """Apply a batch in one transaction; after commit, acknowledge and publish."""
+    def process(
+        self, batch: list[Message], interrupt: Callable[[], bool] | None = None
+    ) -> list[Message]:
+        """Apply a batch in one transaction; after commit, acknowledge and publish.
+
+        ``interrupt`` (an alarm is waiting) is asked every :data:`YIELD_EVERY` messages:
+        when it says yes, the transaction ends there, and what was not applied is
+        returned, to be taken again after the alarm."""
         if not batch:
-            return
+            return []
         try:
-            done = self._transaction(batch)
+            done = self._transaction(batch, interrupt)
         except IntegrityError:
             # Another tracker on the same database got there first: see what it did.
             log.warning("events already stored by another writer; reloading and retrying")
             self.load()
-            done = self._transaction(batch)
+            done = self._transaction(batch, interrupt)
         self._after_commit(done)
-        self.pub.ack(batch)
+        self.pub.ack(batch[: done.taken])
+        return batch[done.taken :]
 
-    def ingest(self, batch: list[Message], stop: threading.Event) -> None:
+    def ingest(
+        self,
+        batch: list[Message],
+        stop: threading.Event,
+        interrupt: Callable[[], bool] | None = None,
+    ) -> list[Message]:
         """:meth:`process`, never skipping a message.
 
         A database that cannot be reached or written (down, locked, disk full) is retried
@@ -295,11 +329,10 @@ class Processor:
         message, and a message that still fails alone is set aside: kept as a security
         record with the error, counted (``failed.apply``) and acknowledged at the broker.
         Its event id stays unacknowledged to the controller, so the gap rules cover it,
-        and the room carries on."""
+        and the room carries on. Returns what an ``interrupt`` left (see :meth:`process`)."""
         while not stop.is_set():
             try:
-                self.process(batch)
-                return
+                return self.process(batch, interrupt)
             except DB_UNAVAILABLE:
                 log.exception("the database is unavailable; %d messages wait", len(batch))
                 stop.wait(self.retry_s)
@@ -308,9 +341,10 @@ class Processor:
                     log.exception("a batch failed; applying its %d messages one by one", len(batch))
                     for msg in batch:
                         self.ingest([msg], stop)
-                    return
+                    return []
                 self._set_aside(batch[0], exc)
-                return
+                return []
+        return []
 
     def _set_aside(self, msg: Message, exc: Exception) -> None:
         log.error("a message on %r could not be applied and is set aside: %s", msg.topic[:200], exc)
@@ -333,12 +367,18 @@ class Processor:
         self.counts["failed.apply"] += 1
         self.pub.ack([msg])
 
-    def _transaction(self, batch: list[Message]) -> _Batch:
+    def _transaction(
+        self, batch: list[Message], interrupt: Callable[[], bool] | None = None
+    ) -> _Batch:
         done = _Batch()
         try:
             with self.sessions.begin() as s:
-                for msg in batch:
+                _prefetch_tags(s, batch)
+                for i, msg in enumerate(batch):
+                    if interrupt is not None and i and i % YIELD_EVERY == 0 and interrupt():
+                        break
                     self._one(s, msg, done)
+                    done.taken = i + 1
                 self._write_events(s, done)
                 self._write_counts(s, done.counts)
         except SQLAlchemyError:
@@ -523,13 +563,8 @@ class Processor:
         return bytes(got[0]) if got else None
 
     def _boot_row(self, s: Session, mem: RoomMem, boot: int, bm: BootMem) -> None:
-        s.execute(
-            update(m.Boot)
-            .where(
-                m.Boot.room_id == mem.id, m.Boot.generation == mem.generation, m.Boot.boot == boot
-            )
-            .values(high=bm.high, closed=bm.closed)
-        )
+        s.flush()  # a boot row added in this transaction is written first
+        s.execute(_SET_BOOT, [_boot_params(mem, boot, bm)])
 
     def _close_older(self, s: Session, mem: RoomMem, boot: int) -> None:
         for b, bm in mem.boots.items():
@@ -545,34 +580,31 @@ class Processor:
         )
 
     def _write_events(self, s: Session, done: _Batch) -> None:
-        for (_, boot), (mem, bm) in done.boots.items():
-            self._boot_row(s, mem, boot, bm)
+        """The batch's rows of events and boots, as plain statements run once for the
+        whole batch (the ORM's unit of work costs more than the writes themselves)."""
         for mem, received in done.offsets.values():
             if mem.offset is not None:
                 live = mem_live(s, mem)
                 live.offset_ms = int(mem.offset / timedelta(milliseconds=1))
                 live.offset_at = format_ts(received)
-        if done.events:
-            s.execute(insert(m.Event), done.events)
-        for room_id, gen, boot, seq in done.marks:
+        s.flush()  # boot rows added in this transaction, before they are updated
+        if done.boots:
             s.execute(
-                update(m.Event)
-                .where(
-                    m.Event.room_id == room_id,
-                    m.Event.generation == gen,
-                    m.Event.boot == boot,
-                    m.Event.seq == seq,
-                )
-                .values(applied=True)
+                _SET_BOOT,
+                [_boot_params(mem, boot, bm) for (_, boot), (mem, bm) in done.boots.items()],
+            )
+        if done.events:
+            s.execute(_EVENTS.insert(), done.events)
+        if done.marks:
+            s.execute(
+                _MARK_APPLIED,
+                [{"k_room": r, "k_gen": g, "k_boot": b, "k_seq": q} for r, g, b, q in done.marks],
             )
 
     def _write_counts(self, s: Session, counts: Counter[str]) -> None:
-        for name, n in counts.items():
-            row = s.get(m.Counter, name)
-            if row is None:
-                s.add(m.Counter(name=name, value=n))
-            else:
-                row.value += n
+        for name, n in sorted(counts.items()):
+            if s.execute(_ADD_COUNT, {"k_name": name, "k_n": n}).rowcount == 0:  # type: ignore[attr-defined]
+                s.execute(_COUNTERS.insert(), {"name": name, "value": n})
 
     # -- liveness, clocks, forgeries ------------------------------------------------------
 
@@ -824,6 +856,58 @@ class Processor:
                     cmd.published = format_ts(now)
                     sent += 1
         return sent
+
+
+_BOOTS = cast(Table, m.Boot.__table__)
+_EVENTS = cast(Table, m.Event.__table__)
+_COUNTERS = cast(Table, m.Counter.__table__)
+_SET_BOOT = (
+    update(_BOOTS)
+    .where(
+        _BOOTS.c.room_id == bindparam("k_room"),
+        _BOOTS.c.generation == bindparam("k_gen"),
+        _BOOTS.c.boot == bindparam("k_boot"),
+    )
+    .values(high=bindparam("k_high"), closed=bindparam("k_closed"))
+)
+_MARK_APPLIED = (
+    update(_EVENTS)
+    .where(
+        _EVENTS.c.room_id == bindparam("k_room"),
+        _EVENTS.c.generation == bindparam("k_gen"),
+        _EVENTS.c.boot == bindparam("k_boot"),
+        _EVENTS.c.seq == bindparam("k_seq"),
+    )
+    .values(applied=True)
+)
+_ADD_COUNT = (
+    update(_COUNTERS)
+    .where(_COUNTERS.c.name == bindparam("k_name"))
+    .values(value=_COUNTERS.c.value + bindparam("k_n"))
+)
+#: the ``epc`` of a tag event, found without parsing: only a hint for loading the batch's
+#: documents in one query (a tag it misses is looked up when its event is applied)
+_EPC = re.compile(rb'"epc":"([0-9A-Za-z]{1,128})"')
+
+
+def _boot_params(mem: RoomMem, boot: int, bm: BootMem) -> dict[str, Any]:
+    return {
+        "k_room": mem.id,
+        "k_gen": mem.generation,
+        "k_boot": boot,
+        "k_high": bm.high,
+        "k_closed": bm.closed,
+    }
+
+
+def _prefetch_tags(s: Session, batch: list[Message]) -> None:
+    epcs = [
+        found.group(1).decode("ascii")
+        for msg in batch
+        if msg.topic.endswith("/evt/tag") and (found := _EPC.search(msg.payload))
+    ]
+    if epcs:
+        facts.prefetch_tags(s, epcs)
 
 
 def mem_room(s: Session, mem: RoomMem) -> m.Room:

@@ -85,6 +85,20 @@ def document_by_tag(session: Session, epc: str) -> m.Document | None:
     return rows[epc]
 
 
+def prefetch_tags(session: Session, epcs: Iterable[str]) -> None:
+    """Load the documents of many tags in one query, for :func:`document_by_tag` in the
+    same transaction (the ingest does it for each batch's tags before applying it)."""
+    rows: dict[str, m.Document | None] = _per_transaction(session, "doc_by_tag", dict)
+    want = sorted({e for e in epcs if e not in rows})
+    for i in range(0, len(want), 500):
+        chunk = want[i : i + 500]
+        for row in session.scalars(select(m.Document).where(m.Document.tag.in_(chunk))):
+            if row.tag is not None:
+                rows[row.tag] = row
+        for epc in chunk:
+            rows.setdefault(epc, None)
+
+
 def person(row: m.Person) -> dm.Person:
     return dm.Person(
         id=row.id,
