@@ -72,7 +72,7 @@ def test_ledger_and_audit_commands_on_postgres(postgres_url: str, tmp_path: Path
     db = ["--db", postgres_url]
     init = ironroom("ledger", "init", *db)
     assert init.returncode == 0, init.stderr
-    assert "revision 0007" in init.stderr
+    assert "revision 0008" in init.stderr
     assert "postgresql+psycopg" in init.stderr
     again = ironroom("ledger", "init", *db)  # already at the newest revision
     assert again.returncode == 0, again.stderr

@@ -16,12 +16,12 @@ from tracker.store.models import Base
 def test_one_head() -> None:
     engine = make_engine("sqlite://")
     heads = ScriptDirectory.from_config(alembic_config(engine)).get_heads()
-    assert heads == ["0007"]
+    assert heads == ["0008"]
 
 
 def test_migrated_schema_is_the_models(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
-    assert migrate(engine) == "0007"
+    assert migrate(engine) == "0008"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()

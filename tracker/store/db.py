@@ -65,6 +65,10 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
+        # Up to 64 MiB of pages held per connection (SQLite's default is 2 MiB): listings
+        # and lookups of a large ledger jump between the loans and documents tables, and
+        # each page not held is read from the file again.
+        cur.execute("PRAGMA cache_size=-65536")
         cur.close()
 
     @event.listens_for(engine, "begin")

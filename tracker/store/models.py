@@ -139,7 +139,8 @@ class Loan(Base):
     closed_by: Mapped[str | None] = mapped_column(String(120))
     audit_id: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
-        Index("loans_open", "closed", "due"),
+        # the loan's listed columns too: open loans are listed from the index alone
+        Index("loans_open", "closed", "due", "id", "document_id", "person_id", "opened", "kind"),
         Index("loans_person", "person_id", "closed"),
         Index("loans_document", "document_id", "closed"),
     )
