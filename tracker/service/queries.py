@@ -143,9 +143,13 @@ def holdings(session: Session, person_id: str) -> list[dict[str, Any]]:
     return [_loan(r) for r in session.connection().execute(stmt)]
 
 
-#: The overdue loans first, then their documents by id: two plain lookups. As one join,
-#: PostgreSQL takes the open loans due before now for nearly all open loans (its
-#: statistics cover closed loans too) and scans every document to hash them.
+#: Overdue loans with their documents, as one join (SQLite: the faster way there).
+_OVERDUE_JOINED = _LOANS.where(m.Loan.closed.is_(None), m.Loan.due < bindparam("now")).order_by(
+    m.Loan.due, m.Loan.id
+)
+#: Elsewhere the overdue loans first, then their documents by id: as one join, PostgreSQL
+#: takes the open loans due before now for nearly all open loans (its statistics cover the
+#: closed ones too) and scans every document to hash them.
 _OVERDUE = (
     select(m.Loan.person_id, m.Loan.opened, m.Loan.due, m.Loan.kind, m.Loan.document_id)
     .where(m.Loan.closed.is_(None), m.Loan.due < bindparam("now"))
@@ -187,7 +191,10 @@ def _driver_rows(session: Session, stmt: Any, params: dict[str, Any]) -> list[An
 
 def overdue(session: Session, now: datetime) -> list[dict[str, Any]]:
     """Every open loan whose due time is before ``now``, longest overdue first."""
-    loans = _driver_rows(session, _OVERDUE, {"now": format_ts(now)})
+    params = {"now": format_ts(now)}
+    if session.connection().dialect.name == "sqlite":
+        return [_loan(r) for r in _driver_rows(session, _OVERDUE_JOINED, params)]
+    loans = _driver_rows(session, _OVERDUE, params)
     docs = _documents_by_id(session, sorted({r[4] for r in loans}))
     return [_loan((person, opened, due, kind, *docs[d])) for person, opened, due, kind, d in loans]
 
