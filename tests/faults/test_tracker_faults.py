@@ -74,19 +74,25 @@ def _exactly_once(cli: Cli, db: Path, pub: EventPublisher, n: int) -> dict[str, 
     return got
 
 
-def test_tracker_killed_twice_mid_stream_applies_every_event_once(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    n = 20_000
+def _streaming(tmp_path: Path, request: pytest.FixtureRequest, n: int):
+    """A tracker running, and a stand-in controller publishing ``n`` events at 800/s, each
+    exactly once: only the tracker's persistent session (and its PUBACK after commit) can
+    bring what it had not committed back to it."""
     mq = start_broker(tmp_path / "mosquitto")
     request.addfinalizer(mq.stop)
     cli, db, key, tracker = _room(tmp_path, mq, request)
     tracker.start()
-    # Each event published exactly once: only the tracker's persistent session (and its
-    # PUBACK after commit) can bring what it had not committed back to it.
     pub = EventPublisher(mq, key, count=n, rate=800, resend=False)
     request.addfinalizer(pub.stop)
     pub.start()
+    return cli, db, tracker, pub
+
+
+def test_tracker_killed_twice_mid_stream_applies_every_event_once(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    n = 20_000
+    cli, db, tracker, pub = _streaming(tmp_path, request, n)
 
     kills = []
     for threshold in (n // 4, n // 2):
@@ -115,19 +121,11 @@ def test_mqtt_process_killed_mid_stream_is_restarted_and_every_event_applied_onc
     events flow. The tracker starts it again, and the broker redelivers what the tracker
     had not acknowledged."""
     n = 8_000
-    mq = start_broker(tmp_path / "mosquitto")
-    request.addfinalizer(mq.stop)
-    cli, db, key, tracker = _room(tmp_path, mq, request)
-    tracker.start()
-    pub = EventPublisher(mq, key, count=n, rate=800, resend=False)
-    request.addfinalizer(pub.stop)
-    pub.start()
-    killed = []
+    cli, db, tracker, pub = _streaming(tmp_path, request, n)
     for threshold in (n // 4, n // 2):
         tracker.wait(lambda t=threshold: event_rows(db) >= t, 60, f"{threshold} events stored")
         net = tracker.mqtt_pid()
         os.kill(net, signal.SIGKILL)
-        killed.append(net)
         wait_until(lambda p=net: gone(p), 10, "the MQTT process to die")
         tracker.wait(lambda p=net: tracker.mqtt_pid() != p, 30, "a new MQTT process")
     assert pub.published < n, "killed mid-stream"

@@ -102,18 +102,18 @@ def where_is(session: Session, tag_or_number: str) -> list[dict[str, Any]]:
     ]
 
 
-_LOANS = select(
-    m.Loan.person_id,
-    m.Loan.opened,
-    m.Loan.due,
-    m.Loan.kind,
+#: what a loan listing shows of the document
+_DOCUMENT_COLUMNS = (
     m.Document.number,
     m.Document.copy_no,
     m.Document.copies,
     m.Document.tag,
     m.Document.title,
     m.Document.classification,
-).join(m.Document, m.Document.id == m.Loan.document_id)
+)
+_LOANS = select(m.Loan.person_id, m.Loan.opened, m.Loan.due, m.Loan.kind, *_DOCUMENT_COLUMNS).join(
+    m.Document, m.Document.id == m.Loan.document_id
+)
 
 
 _LEVEL_NAMES = {int(lv): lv.chinese for lv in Level}
@@ -155,15 +155,7 @@ _OVERDUE = (
     .where(m.Loan.closed.is_(None), m.Loan.due < bindparam("now"))
     .order_by(m.Loan.due, m.Loan.id)
 )
-_LISTED = select(
-    m.Document.id,
-    m.Document.number,
-    m.Document.copy_no,
-    m.Document.copies,
-    m.Document.tag,
-    m.Document.title,
-    m.Document.classification,
-)
+_LISTED = select(m.Document.id, *_DOCUMENT_COLUMNS)
 _COMPILED: dict[tuple[int, str], SQLCompiler] = {}
 
 
