@@ -192,21 +192,16 @@ def overdue(session: Session, now: datetime) -> list[dict[str, Any]]:
 
 
 def _documents_by_id(session: Session, ids: list[int]) -> dict[int, tuple[Any, ...]]:
-    """``_LISTED`` for these document ids, on the driver's cursor (see _driver_rows)."""
+    """``_LISTED`` for these document ids, on the driver's cursor (see _driver_rows), as
+    one PostgreSQL array parameter (the overdue listing takes this path off SQLite)."""
     conn = session.connection()
     key = (id(_LISTED), conn.dialect.name)
     head = _COMPILED.get(key)
     if head is None:
         head = _COMPILED[key] = _LISTED.compile(dialect=conn.dialect)
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    out: dict[int, tuple[Any, ...]] = {}
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            where = f" WHERE documents.id IN ({', '.join([mark] * len(chunk))})"
-            cur.execute(head.string + where, chunk)
-            out.update((row[0], tuple(row[1:])) for row in cur.fetchall())
+        cur.execute(head.string + " WHERE documents.id = ANY(%s)", (ids,))
+        return {row[0]: tuple(row[1:]) for row in cur.fetchall()}
     finally:
         cur.close()
-    return out
