@@ -100,7 +100,12 @@ class NetLink(Publisher):
 
     def _supervise(self) -> None:
         while not self._stopping.is_set():
-            proc = self._spawn()
+            try:
+                proc = self._spawn()
+            except OSError:
+                log.exception("could not start the MQTT process; trying again")
+                self._stopping.wait(self.restart_s)
+                continue
             try:
                 assert proc.stdout is not None
                 self._read(proc.stdout)

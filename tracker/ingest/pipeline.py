@@ -79,18 +79,18 @@ class Message:
 
 
 class Inbox:
-    """What the network thread hands to the worker: alarms in a lane of their own."""
+    """What the MQTT side hands to the worker: alarms in a lane of their own."""
 
     def __init__(self) -> None:
         self._alarms: deque[Message] = deque()
         self._bulk: deque[Message] = deque()
         self._cond = threading.Condition()
 
+    def _lane(self, msg: Message) -> deque[Message]:
+        return self._alarms if msg.topic.endswith("/evt/alarm") else self._bulk
+
     def put(self, msg: Message) -> None:
-        lane = self._alarms if msg.topic.endswith("/evt/alarm") else self._bulk
-        with self._cond:
-            lane.append(msg)
-            self._cond.notify()
+        self.put_many([msg])
 
     def has_alarms(self) -> bool:
         return bool(self._alarms)
@@ -99,13 +99,13 @@ class Inbox:
         """Put back, in front of their lanes and in order, what a batch left untouched."""
         with self._cond:
             for msg in reversed(msgs):
-                (self._alarms if msg.topic.endswith("/evt/alarm") else self._bulk).appendleft(msg)
+                self._lane(msg).appendleft(msg)
             self._cond.notify()
 
     def put_many(self, msgs: list[Message]) -> None:
         with self._cond:
             for msg in msgs:
-                (self._alarms if msg.topic.endswith("/evt/alarm") else self._bulk).append(msg)
+                self._lane(msg).append(msg)
             self._cond.notify()
 
     def take(self, limit: int, timeout: float) -> list[Message]:
