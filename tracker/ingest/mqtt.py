@@ -125,7 +125,6 @@ class Link:
         self.client.on_message = self._on_message
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_subscribe = self._on_subscribe
-        self.subscribed = threading.Event()
 
     def start(self) -> None:
         if self._v5:
@@ -174,7 +173,6 @@ class Link:
             self._host,
             self._port,
         )
-        self.subscribed.set()
         self.on_state("subscribed", True)
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
@@ -188,7 +186,6 @@ class Link:
         if self.connected.is_set():
             log.warning("disconnected from the broker: %s", reason)
         self.connected.clear()
-        self.subscribed.clear()
         self.on_state("disconnected", False)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
